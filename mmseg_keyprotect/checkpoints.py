@@ -1,0 +1,32 @@
+"""Loading MMEngine checkpoints under torch >= 2.6 without turning safety off.
+
+torch >= 2.6 loads with ``weights_only=True``, and mmengine 0.10.7 does not say
+otherwise, so ``tools/test.py CONFIG CKPT`` and ``--resume`` fail on the few
+non-tensor objects MMEngine writes (its message hub's ``HistoryBuffer`` and the
+numpy arrays and scalars inside). Instead of ``weights_only=False`` for
+everything, exactly those globals are allowlisted.
+"""
+import numpy as np
+import torch
+
+
+def checkpoint_globals() -> list:
+    """The mmengine and numpy globals an MMEngine checkpoint holds."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    from mmengine.config.config import ConfigDict
+    found = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype]
+    # numpy's array and scalar reconstructors moved from numpy.core to numpy._core in 2.0.
+    multiarray = getattr(np, '_core', None) or np.core
+    found += [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar]
+    # dtype classes (numpy.dtypes.Float64DType, ...) are pickled by class in numpy >= 1.25.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        found += [getattr(dtypes, name) for name in dir(dtypes) if name.endswith('DType')]
+    return found
+
+
+def allow_checkpoint_globals() -> None:
+    """Register :func:`checkpoint_globals` with ``torch.serialization`` (idempotent)."""
+    add = getattr(torch.serialization, 'add_safe_globals', None)
+    if add is not None:  # torch < 2.4 has no weights_only default to worry about
+        add(checkpoint_globals())

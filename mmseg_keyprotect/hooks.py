@@ -1,0 +1,201 @@
+"""The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
+import hmac
+import secrets
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.dist import broadcast_object_list, get_rank
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS, TRANSFORMS
+
+from .errors import ConfigError, KeyFileError
+from .keys import MATERIAL_BYTES, SecretKey
+from .protect import check_config, encrypt_settings
+from .transforms import PADDING_META_KEY, BlockwiseEncrypt
+
+CHECKPOINT_META_KEY = 'keyprotect'
+
+
+def walk_transforms(transform) -> list:
+    """All transforms inside a Compose / TestTimeAug, depth first."""
+    found = [transform]
+    for child in getattr(transform, 'transforms', None) or []:
+        found += walk_transforms(child)
+    for child in getattr(transform, 'subroutines', None) or []:
+        found += walk_transforms(child)
+    return found
+
+
+def protection_record(encrypt: BlockwiseEncrypt) -> dict:
+    """What a checkpoint stores about its key: never the key, only fingerprints."""
+    return dict(method=encrypt.method, block_size=encrypt.block_size, fingerprint=encrypt.fingerprint)
+
+
+def check_checkpoint_key(record: Optional[dict], encrypt: BlockwiseEncrypt, checkpoint: str = 'checkpoint') -> None:
+    """Raise :class:`KeyFileError` when the key does not match the checkpoint's record."""
+    if not record:
+        return
+    expected = f'{record["method"]} with M = {record["block_size"]}'
+    if (record['method'], record['block_size']) != (encrypt.method, encrypt.block_size):
+        raise KeyFileError(f'{checkpoint} was trained with {expected}, but the config encrypts with '
+                           f'{encrypt.method} with M = {encrypt.block_size}')
+    if not hmac.compare_digest(str(record['fingerprint']), encrypt.fingerprint):
+        raise KeyFileError(f'wrong key: {encrypt.key_file or "$KEYPROTECT_KEY_FILE"} gives transform fingerprint '
+                           f'{encrypt.fingerprint}, but {checkpoint} was trained with {record["fingerprint"]} '
+                           f'({expected}); use the key file the model was trained with')
+
+
+def _map_inputs(inputs, function):
+    """Apply ``function`` to every image tensor of a (possibly TTA-nested) batch."""
+    if isinstance(inputs, (list, tuple)):
+        return [_map_inputs(item, function) for item in inputs]
+    return function(inputs)
+
+
+def _clone_samples(samples):
+    if isinstance(samples, (list, tuple)):
+        return [_clone_samples(sample) for sample in samples]
+    return samples.clone()
+
+
+@HOOKS.register_module()
+class KeyProtectHook(Hook):
+    """Report the protection gap and guard checkpoints with the key fingerprint.
+
+    * Before the run: checks that every pipeline encrypts right before
+      ``PackSegInputs`` and that slide windows start on block boundaries, and
+      makes ``PackSegInputs`` keep the block-padding record.
+    * Validation and test: besides the authorized metrics, evaluates the same
+      batches as plain images and under ``num_wrong_keys`` random keys and adds
+      ``plain/<metric>``, ``wrong_key/<metric>_mean`` and
+      ``wrong_key/<metric>_max`` to the logged metrics. The batches are
+      decrypted and re-encrypted on their tensors, so this works with any
+      number of dataloader workers, DDP (all ranks share the wrong keys) and
+      TTA.
+    * Checkpoints: saves the cipher's method, block size and transform
+      fingerprint (never the key) under ``meta['keyprotect']``; loading a
+      checkpoint with a different key raises a clear error.
+
+    Args:
+        num_wrong_keys (int): random wrong keys evaluated. Defaults to 2.
+        evaluate_plain (bool): evaluate plain images. Defaults to True.
+    """
+
+    # Before LoggerHook (BELOW_NORMAL), so the metrics this hook adds are logged,
+    # and before CheckpointHook (VERY_LOW), so the record is in the saved file.
+    priority = 'NORMAL'
+
+    def __init__(self, num_wrong_keys: int = 2, evaluate_plain: bool = True):
+        if num_wrong_keys < 0:
+            raise ConfigError(f'KeyProtectHook.num_wrong_keys must be >= 0, got {num_wrong_keys}')
+        self.num_wrong_keys = int(num_wrong_keys)
+        self.evaluate_plain = evaluate_plain
+        self.encrypt: Optional[BlockwiseEncrypt] = None
+        self.wrong_ciphers: List = []
+        self._evaluators: Dict[str, object] = {}
+
+    # ---------------------------------------------------------------- set-up
+    def before_run(self, runner) -> None:
+        problems = [p for p in check_config(runner.cfg) if PADDING_META_KEY not in p]
+        if problems:
+            raise ConfigError('the config is not block-aligned (tools/protect_config.py writes an aligned one):\n  '
+                              + '\n  '.join(problems))
+        settings = encrypt_settings(runner.cfg)
+        if not settings:
+            raise ConfigError('KeyProtectHook is configured but no pipeline has a BlockwiseEncrypt step')
+        self.encrypt = TRANSFORMS.build(settings[0])
+        self._keep_padding_record(runner)
+        materials = [secrets.token_bytes(MATERIAL_BYTES) for _ in range(self.num_wrong_keys)] if get_rank() == 0 else []
+        holder = [materials]
+        broadcast_object_list(holder)
+        self.wrong_ciphers = [SecretKey(m).cipher(self.encrypt.method, self.encrypt.block_size) for m in holder[0]]
+        runner.logger.info(f'KeyProtectHook: {self.encrypt.method}, M = {self.encrypt.block_size}, transform '
+                           f'fingerprint {self.encrypt.fingerprint}; evaluating plain images: {self.evaluate_plain}, '
+                           f'wrong keys: {self.num_wrong_keys}')
+
+    def _keep_padding_record(self, runner) -> None:
+        loops = [getattr(runner, f'_{name}_loop', None) for name in ('train', 'val', 'test')]
+        for loop in loops:
+            dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+            for transform in walk_transforms(getattr(dataset, 'pipeline', None)):
+                keys = getattr(transform, 'meta_keys', None)
+                if type(transform).__name__ == 'PackSegInputs' and PADDING_META_KEY not in keys:
+                    transform.meta_keys = tuple(keys) + (PADDING_META_KEY,)
+                    runner.logger.info(f'KeyProtectHook: PackSegInputs now keeps "{PADDING_META_KEY}"')
+
+    # ------------------------------------------------------------ evaluation
+    def _conditions(self):
+        conditions = []
+        if self.evaluate_plain:
+            conditions.append(('plain', lambda x: self.encrypt.cipher.decrypt_tensor(x[None], 'bgr')[0]))
+        for index, cipher in enumerate(self.wrong_ciphers):
+            def reencrypt(x, cipher=cipher):
+                return cipher.encrypt_tensor(self.encrypt.cipher.decrypt_tensor(x[None], 'bgr'), 'bgr')[0]
+            conditions.append((f'wrong_key_{index}', reencrypt))
+        return conditions
+
+    def _start(self, runner, mode: str) -> None:
+        evaluator_cfg = runner.cfg.get(f'{mode}_evaluator')
+        dataloader = getattr(runner, f'{mode}_dataloader')
+        self._evaluators = {}
+        for name, _ in self._conditions():
+            evaluator = runner.build_evaluator(evaluator_cfg)
+            evaluator.dataset_meta = dataloader.dataset.metainfo
+            self._evaluators[name] = evaluator
+
+    def _process(self, runner, data_batch, mode: str) -> None:
+        model = runner.model
+        step = model.val_step if mode == 'val' else model.test_step
+        for name, function in self._conditions():
+            batch = dict(inputs=_map_inputs(data_batch['inputs'], function),
+                         data_samples=_clone_samples(data_batch['data_samples']))
+            outputs = step(batch)
+            self._evaluators[name].process(data_samples=outputs, data_batch=batch)
+
+    def _finish(self, runner, metrics: Optional[dict], mode: str) -> None:
+        if metrics is None or not self._evaluators:
+            return
+        size = len(getattr(runner, f'{mode}_dataloader').dataset)
+        results = {name: evaluator.evaluate(size) for name, evaluator in self._evaluators.items()}
+        if 'plain' in results:
+            metrics.update({f'plain/{k}': v for k, v in results['plain'].items()})
+        wrong = [r for name, r in results.items() if name.startswith('wrong_key')]
+        for metric in (wrong[0] if wrong else {}):
+            values = np.array([r[metric] for r in wrong], dtype=float)
+            metrics[f'wrong_key/{metric}_mean'] = float(values.mean())
+            metrics[f'wrong_key/{metric}_max'] = float(values.max())
+        self._evaluators = {}
+        summary = ', '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
+                            if k.split('/')[-1].startswith('mIoU') and isinstance(v, (int, float)))
+        runner.logger.info(f'KeyProtectHook ({mode}) authorized vs unauthorized -- {summary}')
+
+    def before_val_epoch(self, runner) -> None:
+        self._start(runner, 'val')
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs: Sequence = None) -> None:
+        self._process(runner, data_batch, 'val')
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self._finish(runner, metrics, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._start(runner, 'test')
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs: Sequence = None) -> None:
+        self._process(runner, data_batch, 'test')
+
+    def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self._finish(runner, metrics, 'test')
+
+    # ----------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.encrypt is not None:
+            checkpoint.setdefault('meta', {})[CHECKPOINT_META_KEY] = protection_record(self.encrypt)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.encrypt is None:
+            settings = encrypt_settings(runner.cfg)
+            if not settings:
+                return
+            self.encrypt = TRANSFORMS.build(settings[0])
+        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), self.encrypt)
