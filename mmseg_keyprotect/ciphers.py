@@ -341,6 +341,16 @@ class BlockCipher:
         return out.reshape(batch.shape[0], batch.shape[2], batch.shape[3], 3).permute(0, 3, 1, 2).contiguous()
 
 
+def pad_to_multiple(array: np.ndarray, block_size: int, value) -> np.ndarray:
+    """Pad right/bottom so height and width are multiples of ``block_size``."""
+    height, width = array.shape[:2]
+    pad_bottom, pad_right = -height % block_size, -width % block_size
+    if not (pad_bottom or pad_right):
+        return array
+    widths = [(0, pad_bottom), (0, pad_right)] + [(0, 0)] * (array.ndim - 2)
+    return np.pad(array, widths, mode='constant', constant_values=value)
+
+
 def check_channel_order(channel_order: str) -> None:
     if channel_order not in CHANNEL_ORDERS:
         raise KeyProtectError(f'channel_order must be one of {CHANNEL_ORDERS}, got {channel_order!r}')

@@ -31,18 +31,19 @@ def protection_record(encrypt: BlockwiseEncrypt) -> dict:
     return dict(method=encrypt.method, block_size=encrypt.block_size, fingerprint=encrypt.fingerprint)
 
 
-def check_checkpoint_key(record: Optional[dict], encrypt: BlockwiseEncrypt, checkpoint: str = 'checkpoint') -> None:
-    """Raise :class:`KeyFileError` when the key does not match the checkpoint's record."""
+def check_checkpoint_key(record: Optional[dict], method: str, block_size: int, fingerprint: str,
+                         key_name: str = '$KEYPROTECT_KEY_FILE', checkpoint: str = 'checkpoint') -> None:
+    """Raise :class:`KeyFileError` when a key does not match a checkpoint's record."""
     if not record:
         return
     expected = f'{record["method"]} with M = {record["block_size"]}'
-    if (record['method'], record['block_size']) != (encrypt.method, encrypt.block_size):
+    if (record['method'], record['block_size']) != (method, block_size):
         raise KeyFileError(f'{checkpoint} was trained with {expected}, but the config encrypts with '
-                           f'{encrypt.method} with M = {encrypt.block_size}')
-    if not hmac.compare_digest(str(record['fingerprint']), encrypt.fingerprint):
-        raise KeyFileError(f'wrong key: {encrypt.key_file or "$KEYPROTECT_KEY_FILE"} gives transform fingerprint '
-                           f'{encrypt.fingerprint}, but {checkpoint} was trained with {record["fingerprint"]} '
-                           f'({expected}); use the key file the model was trained with')
+                           f'{method} with M = {block_size}')
+    if not hmac.compare_digest(str(record['fingerprint']), fingerprint):
+        raise KeyFileError(f'wrong key: {key_name} gives transform fingerprint {fingerprint}, but {checkpoint} '
+                           f'was trained with {record["fingerprint"]} ({expected}); use the key file the model '
+                           'was trained with')
 
 
 def _map_inputs(inputs, function):
@@ -198,4 +199,7 @@ class KeyProtectHook(Hook):
             if not settings:
                 return
             self.encrypt = TRANSFORMS.build(settings[0])
-        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), self.encrypt)
+        encrypt = self.encrypt
+        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), encrypt.method,
+                             encrypt.block_size, encrypt.fingerprint, encrypt.key_file or '$KEYPROTECT_KEY_FILE',
+                             runner.cfg.get('load_from') or 'checkpoint')

@@ -374,8 +374,9 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
         return ArrayKey(_require(document, 'block_size', source), steps, source)
     kind = _require(document, 'kind', source)
     if kind == 'random':
+        encoded = _require(document, 'material', source)
         try:
-            material = base64.b64decode(_require(document, 'material', source), validate=True)
+            material = base64.b64decode(encoded, validate=True)
         except (ValueError, TypeError):
             raise KeyFileError(f'{path}: "material" is not valid base64') from None
         key = SecretKey(material, source)

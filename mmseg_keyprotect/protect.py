@@ -27,6 +27,27 @@ DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 
+def resolve_config_path(config: Union[str, Path]) -> str:
+    """A config path, with ``mmseg::<algo>/<name>.py`` mapped into the installed mmseg.
+
+    Raises:
+        ConfigError: if the file does not exist.
+    """
+    config = str(config)
+    if config.startswith('mmseg::'):
+        import mmseg
+        path = Path(mmseg.__file__).parent / '.mim' / 'configs' / config[len('mmseg::'):]
+    else:
+        path = Path(config)
+    if not path.is_file():
+        raise ConfigError(f'config file {config} does not exist' + (f' ({path})' if str(path) != config else ''))
+    return str(path)
+
+
+def load_config(config: Union[Config, str, Path]) -> Config:
+    return config if isinstance(config, Config) else Config.fromfile(resolve_config_path(config))
+
+
 def _type_name(transform) -> str:
     kind = transform.get('type') if isinstance(transform, dict) else None
     return kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
@@ -136,9 +157,7 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
     Raises:
         ConfigError: when the config cannot be protected (which setting, why).
     """
-    if not isinstance(cfg, Config):
-        cfg = Config.fromfile(str(cfg))
-    cfg = copy.deepcopy(cfg)
+    cfg = copy.deepcopy(load_config(cfg))
     block_size = check_block_size(block_size)
     encrypt = dict(type=ENCRYPT, method='+'.join(parse_method(method)), block_size=block_size, key_file=key_file)
     notes: List[str] = []

@@ -1,25 +1,38 @@
 """The data-pipeline transform that encrypts images block-wise with a key."""
 from typing import Optional, Sequence, Union
 
-import numpy as np
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from .ciphers import BlockCipher, check_image, parse_method
+from .ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
 from .errors import ImageFormatError
 from .keys import load_key
 
 PADDING_META_KEY = 'padding_size'
 
 
-def pad_to_multiple(array: np.ndarray, block_size: int, value) -> np.ndarray:
-    """Pad right/bottom so height and width are multiples of ``block_size``."""
-    height, width = array.shape[:2]
-    pad_bottom, pad_right = -height % block_size, -width % block_size
-    if not (pad_bottom or pad_right):
-        return array
-    widths = [(0, pad_bottom), (0, pad_right)] + [(0, 0)] * (array.ndim - 2)
-    return np.pad(array, widths, mode='constant', constant_values=value)
+def encrypt_results(results: dict, cipher: Optional[BlockCipher], channel_order: str = 'bgr', pad_val: int = 0,
+                    seg_pad_val: int = 255, block_size: Optional[int] = None) -> dict:
+    """Pad ``results['img']`` (and its segmentation maps) to whole blocks and encrypt it.
+
+    With ``cipher=None`` the image is only padded (to ``block_size``): the
+    plain-image condition, on exactly the same geometry.
+    """
+    image = results['img']
+    try:
+        check_image(image, 'image', channel_order)
+    except ImageFormatError as error:
+        raise ImageFormatError(f'{results.get("img_path", "<array>")}: {error}') from None
+    block_size = cipher.block_size if cipher is not None else block_size
+    height, width = image.shape[:2]
+    image = pad_to_multiple(image, block_size, pad_val)
+    padded_height, padded_width = image.shape[:2]
+    results['img'] = image if cipher is None else cipher.encrypt(image, channel_order)
+    results['img_shape'] = results['pad_shape'] = (padded_height, padded_width)
+    results[PADDING_META_KEY] = (0, padded_width - width, 0, padded_height - height)
+    for key in results.get('seg_fields', []):
+        results[key] = pad_to_multiple(results[key], block_size, seg_pad_val)
+    return results
 
 
 @TRANSFORMS.register_module()
@@ -89,20 +102,7 @@ class BlockwiseEncrypt(BaseTransform):
         return self.cipher.fingerprint
 
     def transform(self, results: dict) -> dict:
-        image = results['img']
-        try:
-            check_image(image, 'image', self.channel_order)
-        except ImageFormatError as error:
-            raise ImageFormatError(f'{results.get("img_path", "<array>")}: {error}') from None
-        height, width = image.shape[:2]
-        image = pad_to_multiple(image, self.block_size, self.pad_val)
-        padded_height, padded_width = image.shape[:2]
-        results['img'] = self.cipher.encrypt(image, self.channel_order)
-        results['img_shape'] = results['pad_shape'] = (padded_height, padded_width)
-        results[PADDING_META_KEY] = (0, padded_width - width, 0, padded_height - height)
-        for key in results.get('seg_fields', []):
-            results[key] = pad_to_multiple(results[key], self.block_size, self.seg_pad_val)
-        return results
+        return encrypt_results(results, self.cipher, self.channel_order, self.pad_val, self.seg_pad_val)
 
     def __repr__(self) -> str:
         # Names the key by its fingerprint only; the material never appears.

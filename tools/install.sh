@@ -57,9 +57,10 @@ if ! installed "torch==$TORCH_VERSION"; then
 fi
 
 CURRENT_STEP="opencv"
-if ! installed opencv-python-headless; then
-    step "installing opencv-python-headless (before mmcv, so mmcv does not pull the GUI build)"
-    "${PIP[@]}" install "opencv-python-headless>=4.8,<5"
+if ! installed opencv-python; then
+    # Before mmcv, which would otherwise take the newest major release.
+    step "installing opencv-python 4.x"
+    "${PIP[@]}" install "opencv-python>=4.8,<5"
 fi
 
 CURRENT_STEP="mmcv"

@@ -1,0 +1,47 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+# Importing the plugin registers its components; tests must fail, not skip, without the stack.
+import mmseg_keyprotect  # noqa: E402,F401
+from mmseg.utils import register_all_modules  # noqa: E402
+
+from mmseg_keyprotect.keys import write_random_key  # noqa: E402
+
+# Tests build pipelines with mmcv's Compose, which looks types up in the default scope.
+register_all_modules(init_default_scope=True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: long, thorough tests (run with -m slow)')
+
+
+@pytest.fixture
+def key_file(tmp_path):
+    path = tmp_path / 'model.key'
+    write_random_key(path)
+    return str(path)
+
+
+@pytest.fixture
+def other_key_file(tmp_path):
+    path = tmp_path / 'other.key'
+    write_random_key(path)
+    return str(path)
+
+
+@pytest.fixture
+def key_env(key_file, monkeypatch):
+    monkeypatch.setenv('KEYPROTECT_KEY_FILE', key_file)
+    return key_file
+
+
+@pytest.fixture(scope='session')
+def shapes_root(tmp_path_factory):
+    from mmseg_keyprotect.datasets import generate_shapes
+    return generate_shapes(tmp_path_factory.mktemp('shapes'), num_train=16, num_val=6, size=64, seed=1)
