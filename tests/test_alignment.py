@@ -136,10 +136,11 @@ def test_flip_tta_predicts_on_the_original_pixels(key_file):
         [dict(type='RandomFlip', prob=0., direction='horizontal'), dict(type='RandomFlip', prob=1.,
                                                                        direction='horizontal')],
         [dict(type='BlockwiseEncrypt', block_size=4, key_file=key_file)],
-        [dict(type='PackSegInputs', meta_keys=('ori_shape', 'img_shape', 'pad_shape', 'flip', 'flip_direction',
-                                               'padding_size'))]])])
+        [dict(type='PackSegInputs', meta_keys=('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'flip',
+                                               'flip_direction', 'padding_size'))]])])
     model = SegTTAModel(module=build_spy(key_file, 'shuffle', 4, dict(mode='whole'))).eval()
-    packed = tta(dict(img=np.ascontiguousarray(rgb[..., ::-1]), img_shape=rgb.shape[:2], ori_shape=rgb.shape[:2]))
+    packed = tta(dict(img=np.ascontiguousarray(rgb[..., ::-1]), img_path='flip.png', img_shape=rgb.shape[:2],
+                      ori_shape=rgb.shape[:2]))
     batch = dict(inputs=[[x] for x in packed['inputs']], data_samples=[[s] for s in packed['data_samples']])
     with torch.no_grad():
         [sample] = model.test_step(batch)
