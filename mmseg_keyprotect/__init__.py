@@ -6,6 +6,7 @@ registries; configs load it with
 """
 from .checkpoints import allow_checkpoint_globals
 from .ciphers import BlockCipher, parse_method
+from .datasets import ShapesDataset
 from .errors import ConfigError, ImageFormatError, KeyFileError, KeyProtectError
 from .hooks import KeyProtectHook
 from .keys import load_key, write_password_key, write_random_key
@@ -17,6 +18,6 @@ allow_checkpoint_globals()
 
 __all__ = [
     '__version__', 'BlockCipher', 'BlockwiseEncrypt', 'ConfigError', 'ImageFormatError', 'KeyFileError',
-    'KeyProtectError', 'KeyProtectHook', 'check_config', 'load_key', 'parse_method', 'protect_config',
+    'KeyProtectError', 'KeyProtectHook', 'ShapesDataset', 'check_config', 'load_key', 'parse_method', 'protect_config',
     'write_password_key', 'write_random_key'
 ]

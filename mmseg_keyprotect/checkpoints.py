@@ -6,6 +6,8 @@ non-tensor objects MMEngine writes (its message hub's ``HistoryBuffer`` and the
 numpy arrays and scalars inside). Instead of ``weights_only=False`` for
 everything, exactly those globals are allowlisted.
 """
+import pickle
+
 import numpy as np
 import torch
 
@@ -25,8 +27,22 @@ def checkpoint_globals() -> list:
     return found
 
 
+def history_buffer_attribute(owner, name: str):
+    """The one ``getattr`` an MMEngine checkpoint needs, and nothing more.
+
+    The message hub pickles ``HistoryBuffer``'s statistics methods as
+    ``getattr(HistoryBuffer, 'mean')``. Allowlisting the builtin ``getattr``
+    would let a checkpoint reach any attribute of any allowed object (and from
+    there, code), so this stand-in is registered under its name instead.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is not HistoryBuffer or name.startswith('_') or not callable(getattr(HistoryBuffer, name, None)):
+        raise pickle.UnpicklingError(f'checkpoint asks for {owner!r}.{name}; only HistoryBuffer statistics are allowed')
+    return getattr(HistoryBuffer, name)
+
+
 def allow_checkpoint_globals() -> None:
     """Register :func:`checkpoint_globals` with ``torch.serialization`` (idempotent)."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:  # torch < 2.4 has no weights_only default to worry about
-        add(checkpoint_globals())
+        add(checkpoint_globals() + [(history_buffer_attribute, 'builtins.getattr')])

@@ -158,16 +158,21 @@ class KeyProtectHook(Hook):
             return
         size = len(getattr(runner, f'{mode}_dataloader').dataset)
         results = {name: evaluator.evaluate(size) for name, evaluator in self._evaluators.items()}
+        added = {}
         if 'plain' in results:
-            metrics.update({f'plain/{k}': v for k, v in results['plain'].items()})
+            added.update({f'plain/{k}': float(v) for k, v in results['plain'].items()})
         wrong = [r for name, r in results.items() if name.startswith('wrong_key')]
         for metric in (wrong[0] if wrong else {}):
             values = np.array([r[metric] for r in wrong], dtype=float)
-            metrics[f'wrong_key/{metric}_mean'] = float(values.mean())
-            metrics[f'wrong_key/{metric}_max'] = float(values.max())
+            added[f'wrong_key/{metric}_mean'] = float(values.mean())
+            added[f'wrong_key/{metric}_max'] = float(values.max())
         self._evaluators = {}
-        summary = ', '.join(f'{k}: {v:.2f}' for k, v in metrics.items()
-                            if k.split('/')[-1].startswith('mIoU') and isinstance(v, (int, float)))
+        metrics.update(added)
+        # RuntimeInfoHook (VERY_HIGH) has already copied the metrics into the message hub,
+        # which is what LoggerHook and the visualizer backends read: add ours there too.
+        for key, value in added.items():
+            runner.message_hub.update_scalar(f'{mode}/{key}', value)
+        summary = ', '.join(f'{k}: {float(v):.2f}' for k, v in metrics.items() if k.split('/')[-1].startswith('mIoU'))
         runner.logger.info(f'KeyProtectHook ({mode}) authorized vs unauthorized -- {summary}')
 
     def before_val_epoch(self, runner) -> None:

@@ -278,6 +278,16 @@ def format_value(value, indent: int = 0) -> str:
         one_line = open_ + ', '.join(items) + close
         if len(one_line) + indent <= 100 and '\n' not in one_line:
             return one_line
+        if all(not isinstance(v, (dict, list, tuple)) for v in value):
+            # Scalars: fill lines up to the width instead of one item per line.
+            lines, line = [], ''
+            for item in items:
+                if line and len(pad) + len(line) + len(item) + 2 > 100:
+                    lines.append(line.rstrip())
+                    line = ''
+                line += item + ', '
+            lines.append(line.rstrip(', '))
+            return open_ + '\n' + pad + ('\n' + pad).join(lines) + close
         return open_ + '\n' + pad + (',\n' + pad).join(items) + close
     if isinstance(value, type):
         return value.__name__
@@ -306,7 +316,7 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
         text = f'dict(pipeline={variable})' if variable else format_value(override, 4)
         lines.append(f'{name} = dict(dataset={text})')
     test_cfg = protected.get('model', {}).get('test_cfg')
-    if test_cfg:
+    if notes:
         lines.append(f'model = dict(test_cfg={format_value(_plain(test_cfg))})')
     lines.append(f'custom_hooks = {format_value(_plain(protected.custom_hooks))}')
     return '\n'.join(lines) + '\n'

@@ -18,7 +18,8 @@ def main():
     args = parser.parse_args()
 
     def progress(done, total):
-        print(f'\rgenerating {done}/{total}', end='' if done < total else '\n', file=sys.stderr)
+        if done % max(1, total // 10) == 0 or done == total:
+            print(f'generating images: {done}/{total}', file=sys.stderr, flush=True)
 
     root = generate_shapes(args.root, args.num_train, args.num_val, args.size, args.seed, progress)
     print(f'Shapes dataset ready in {root}')
