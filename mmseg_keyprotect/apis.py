@@ -137,3 +137,29 @@ class ProtectedInferencer:
             batch = pseudo_collate([self._prepare(image, cipher) for image in images[start:start + batch_size]])
             results += self.model.test_step(batch)
         return results
+
+
+def predict_folder(inferencer: ProtectedInferencer, source: Union[str, Path], out: Union[str, Path],
+                   alpha: float = 0.5, progress=None) -> List[Path]:
+    """Predict every image under ``source``; write ``<name>_mask.png`` (class indices) and
+    ``<name>_overlay.png`` (colours over the plain image, or alone for encrypted input)."""
+    import cv2
+
+    from .images import list_images, write_image
+    from .visualization import colorize, overlay
+    root, files = list_images(source)
+    out = Path(out)
+    written = []
+    for number, path in enumerate(files, 1):
+        [result] = inferencer([path])
+        mask = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+        stem = out / path.relative_to(root).with_suffix('')
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(f'{stem}_mask.png', mask)
+        picture = colorize(mask, inferencer.palette) if inferencer.encrypted_input else overlay(
+            read_image(path), mask, inferencer.palette, alpha)
+        write_image(f'{stem}_overlay.png', picture)
+        written.append(Path(f'{stem}_mask.png'))
+        if progress is not None:
+            progress(number, len(files), path)
+    return written

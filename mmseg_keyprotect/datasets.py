@@ -19,7 +19,7 @@ from mmseg.registry import DATASETS
 CLASSES = ('background', 'disk', 'box', 'triangle', 'striped disk', 'checkered box', 'ring')
 PALETTE = [[0, 0, 0], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
            [145, 30, 180]]
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 
 
 @DATASETS.register_module()
@@ -48,7 +48,7 @@ def _background(rng: np.random.Generator, size: int) -> np.ndarray:
 def _shape_mask(rng: np.random.Generator, kind: str, size: int) -> np.ndarray:
     mask = np.zeros((size, size), np.uint8)
     center = rng.integers(12, size - 12, 2)
-    radius = int(rng.integers(size // 10, size // 4))
+    radius = int(rng.integers(size // 8, size // 4))
     if kind in ('disk', 'striped disk'):
         axes = (radius, int(radius * rng.uniform(0.7, 1.0)))
         cv2.ellipse(mask, tuple(int(c) for c in center), axes, float(rng.uniform(0, 180)), 0, 360, 1, -1)

@@ -18,6 +18,7 @@ from .datasets import generate_shapes
 from .keys import load_key, write_random_key
 from .runners import build_test_runner, build_train_runner
 from .visualization import colorize, displayable
+from .zoo import publish_checkpoint, sha256_of, write_metafile
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / 'configs' / 'segformer'
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
@@ -93,6 +94,34 @@ def _save_row(panels: Sequence[np.ndarray], titles: Sequence[str], path: Path, s
     return path
 
 
+def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, iterations: int) -> List[Dict]:
+    """Publish every demo checkpoint and describe it in ``work_dir/metafile.yaml``."""
+    import torch
+
+    from .hooks import CHECKPOINT_META_KEY
+    baseline = rows[0]['metrics'].get('mIoU')
+    models = []
+    for row in rows:
+        stem = row['config']
+        published = publish_checkpoint(row['checkpoint'], stem, work_dir / 'checkpoints')
+        record = torch.load(str(published), map_location='cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
+        metrics = {'Unprotected mIoU': baseline, 'mIoU': row['metrics'].get('mIoU'),
+                   'Plain mIoU': row['metrics'].get('plain/mIoU'),
+                   'Wrong-key mIoU mean': row['metrics'].get('wrong_key/mIoU_mean'),
+                   'Wrong-key mIoU max': row['metrics'].get('wrong_key/mIoU_max')}
+        models.append(dict(
+            Name=stem, **{'In Collection': 'SegFormer'}, Config=f'configs/segformer/{stem}.py',
+            Metadata={'Method': row.get('method', 'none'), 'Block Size': row.get('block_size'),
+                      'Key Fingerprint': key_fingerprint if record else None,
+                      'Transform Fingerprint': record.get('fingerprint'), 'Training Iterations': iterations,
+                      'SHA256': sha256_of(published)},
+            Results=[dict(Task='Semantic Segmentation', Dataset='Shapes (demo)',
+                          Metrics={k: None if v is None else round(float(v), 2) for k, v in metrics.items()})],
+            Weights=str(published)))
+    write_metafile(work_dir / 'metafile.yaml', 'SegFormer', models)
+    return models
+
+
 def markdown_table(rows: List[Dict]) -> str:
     header = ('| model | method | M | mIoU with key | plain-image mIoU | wrong-key mIoU mean | wrong-key mIoU max |\n'
               '|---|---|---|---|---|---|---|')
@@ -107,7 +136,7 @@ def markdown_table(rows: List[Dict]) -> str:
 
 
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', key_file: Optional[str] = None,
-             iterations: int = 600, num_wrong_keys: int = 5, full: bool = False, num_figures: int = 4) -> Dict:
+             iterations: int = 1000, num_wrong_keys: int = 5, full: bool = False, num_figures: int = 4) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``)."""
     started = time.time()
     work_dir, data_root = Path(work_dir), Path(data_root)
@@ -125,7 +154,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     baseline_dir = work_dir / 'baseline'
     baseline_checkpoint = train(CONFIG_DIR / f'{BASELINE}.py', baseline_dir, None, iterations, data_root)
     metrics = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0)
-    rows.append(dict(model='baseline (unprotected)', metrics=metrics, checkpoint=str(baseline_checkpoint)))
+    rows.append(dict(model='baseline (unprotected)', config=BASELINE, metrics=metrics,
+                     checkpoint=str(baseline_checkpoint)))
     figures = []
     for (method, block_size), stem in {**PROTECTED, **(FULL if full else {})}.items():
         _log(f'training the protected model: {method}, M = {block_size} ({iterations} iterations)')
@@ -134,12 +164,13 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
         checkpoint = train(config, model_dir, key_file, iterations, data_root)
         _log(f'evaluating {stem}: with the key, plain images and {num_wrong_keys} wrong keys')
         metrics = evaluate(config, checkpoint, model_dir, key_file, data_root, num_wrong_keys)
-        rows.append(dict(model='protected', method=method, block_size=block_size, metrics=metrics,
+        rows.append(dict(model='protected', config=stem, method=method, block_size=block_size, metrics=metrics,
                          checkpoint=str(checkpoint)))
         if not figures:
             figures = sample_figures(config, checkpoint, key_file, data_root, work_dir / 'figures', num_figures)
+    zoo_entries = publish_demo_models(rows, work_dir, fingerprint, iterations)
     report = dict(dataset=str(data_root), iterations=iterations, num_wrong_keys=num_wrong_keys,
-                  key_fingerprint=fingerprint, rows=rows, figures=[str(f) for f in figures],
+                  key_fingerprint=fingerprint, rows=rows, figures=[str(f) for f in figures], zoo=zoo_entries,
                   minutes=(time.time() - started) / 60)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / 'report.json').write_text(json.dumps(report, indent=2, default=float))

@@ -1,6 +1,6 @@
 """The main job: train a baseline and a protected model on generated data, report.
 
-    python tools/demo.py [--iterations 600] [--num-wrong-keys 5] [--full]
+    python tools/demo.py [--iterations 1000] [--num-wrong-keys 5] [--full]
 
 Writes work_dirs/demo/report.{md,json} and work_dirs/demo/figures/*.png, and
 prints the table. --full adds shuffle at M = 2 and 8, np, ffx and shuffle+np.
@@ -15,7 +15,7 @@ def main():
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')
     parser.add_argument('--key-file', help='key file (default: data/keys/demo.key, created if missing)')
-    parser.add_argument('--iterations', type=int, default=600, help='training iterations per model')
+    parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
     parser.add_argument('--num-wrong-keys', type=int, default=5, help='random wrong keys to evaluate')
     parser.add_argument('--num-figures', type=int, default=4, help='sample rows to draw')
     parser.add_argument('--full', action='store_true', help='also np, ffx, shuffle+np and M = 2, 8')

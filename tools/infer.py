@@ -1,22 +1,17 @@
 """Predict with a protected model and its key; write label maps and overlays.
 
-    python tools/infer.py CONFIG CHECKPOINT --key-file KEY IMAGES --out DIR [--device cuda]
-    python tools/infer.py CONFIG CHECKPOINT --encrypted-input ENCRYPTED_IMAGES --out DIR
+    python tools/infer.py CONFIG CHECKPOINT IMAGES --key-file KEY --out DIR [--device cuda]
+    python tools/infer.py CONFIG CHECKPOINT ENCRYPTED_IMAGES --encrypted-input --out DIR
 
 IMAGES is an image or a folder. For each image, DIR gets <name>_mask.png (class
 indices) and <name>_overlay.png (colours over the plain image; with
---encrypted-input, over nothing: the server never sees the plain image).
+--encrypted-input, colours alone: the server never sees the plain image).
 """
 import argparse
 import sys
-from pathlib import Path
 
-import cv2
-
-from mmseg_keyprotect.apis import ProtectedInferencer
+from mmseg_keyprotect.apis import ProtectedInferencer, predict_folder
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.images import list_images, read_image, write_image
-from mmseg_keyprotect.visualization import colorize, overlay
 
 
 def parse_args():
@@ -37,20 +32,12 @@ def main():
     args = parse_args()
     inferencer = ProtectedInferencer(args.config, args.checkpoint, key_file=args.key_file, device=args.device,
                                      encrypted_input=args.encrypted_input)
-    root, files = list_images(args.images)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for number, path in enumerate(files, 1):
-        [result] = inferencer([path])
-        mask = result.pred_sem_seg.data[0].cpu().numpy().astype('uint8')
-        stem = out / path.relative_to(root).with_suffix('')
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(f'{stem}_mask.png', mask)
-        colours = colorize(mask, inferencer.palette)
-        picture = colours if args.encrypted_input else overlay(read_image(path), mask, inferencer.palette, args.alpha)
-        write_image(f'{stem}_overlay.png', picture)
-        print(f'\r[{number}/{len(files)}] {path}', end='' if number < len(files) else '\n', file=sys.stderr)
-    print(f'wrote masks and overlays for {len(files)} image(s) to {out}')
+
+    def progress(number, total, path):
+        print(f'[{number}/{total}] {path}', file=sys.stderr, flush=True)
+
+    written = predict_folder(inferencer, args.images, args.out, args.alpha, progress)
+    print(f'wrote masks and overlays for {len(written)} image(s) to {args.out}')
 
 
 if __name__ == '__main__':

@@ -1,0 +1,156 @@
+"""The model zoo: publish checkpoints by mmseg's convention, list and verify entries.
+
+Entries live in ``configs/<algo>/metafile.yaml`` in the OpenMMLab metafile
+format, with the protection numbers under ``Results.Metrics`` and the key
+fingerprint under ``Metadata``. A checkpoint is named
+``<config stem>_<YYYYMMDD_HHMMSS>-<first 8 hex of its sha256>.pth``.
+"""
+import hashlib
+import shutil
+import time
+import urllib.request
+from pathlib import Path
+from typing import Dict, List, Optional, Union
+
+import torch
+import yaml
+
+from .errors import KeyProtectError
+
+REPO = Path(__file__).resolve().parents[1]
+# What a deployed checkpoint does not need: training state only.
+TRAINING_STATE = ('optimizer', 'message_hub', 'param_schedulers')
+
+
+def sha256_of(path: Union[str, Path]) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b''):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: Union[str, Path]) -> Path:
+    """Drop training state, save, and rename to ``<stem>_<time>-<sha256[:8]>.pth``.
+
+    The key record (``meta['keyprotect']``) and dataset meta are kept.
+    """
+    state = torch.load(str(checkpoint), map_location='cpu')
+    for key in TRAINING_STATE:
+        state.pop(key, None)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    staging = out_dir / f'{config_stem}.publishing.pth'
+    torch.save(state, staging)
+    final = out_dir / f'{config_stem}_{time.strftime("%Y%m%d_%H%M%S")}-{sha256_of(staging)[:8]}.pth'
+    staging.rename(final)
+    return final
+
+
+DEMO_METAFILE = Path('work_dirs/demo/metafile.yaml')
+
+
+def metafiles(root: Union[str, Path] = REPO / 'configs') -> List[Path]:
+    """The committed metafiles, and the one the demo writes for its own checkpoints."""
+    return sorted(Path(root).glob('*/metafile.yaml')) + ([DEMO_METAFILE] if DEMO_METAFILE.is_file() else [])
+
+
+def write_readme(metafile: Union[str, Path]) -> Path:
+    """``README.md`` beside a metafile: its table, regenerated from the metafile."""
+    metafile = Path(metafile)
+    document = yaml.safe_load(metafile.read_text())
+    collection = document['Collections'][0]['Name']
+    text = (f'# {collection}, protected\n\nProtected variants of the stock mmseg {collection} configs, written by '
+            '`tools/protect_config.py`. Every number was measured by code in this repository (rows from the '
+            'Shapes demo: `python tools/demo.py`); rows marked "not trained yet" have a config and no checkpoint. '
+            'mIoU is with the key; plain and wrong-key mIoU are what an unauthorized user gets.\n\n'
+            f'{markdown_table(document["Models"])}\n\nRegenerate this table with `python tools/zoo.py readme`.\n')
+    path = metafile.with_name('README.md')
+    path.write_text(text)
+    return path
+
+
+def config_path(entry: Dict) -> str:
+    path = Path(entry['Config'])
+    return str(path if path.is_absolute() or path.is_file() else REPO / path)
+
+
+def write_metafile(path: Union[str, Path], collection: str, models: List[Dict]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = dict(Collections=[dict(Name=collection)], Models=models)
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def load_entries(root: Union[str, Path] = REPO / 'configs') -> List[Dict]:
+    entries = []
+    for path in metafiles(root):
+        document = yaml.safe_load(path.read_text()) or {}
+        for model in document.get('Models', []):
+            entries.append({**model, 'Metafile': str(path)})
+    return entries
+
+
+def find_entry(name: str, root: Union[str, Path] = REPO / 'configs') -> Dict:
+    for entry in load_entries(root):
+        if entry['Name'] == name:
+            return entry
+    raise KeyProtectError(f'no zoo entry named {name!r}; `python tools/zoo.py list` shows them')
+
+
+def locate_checkpoint(entry: Dict, search_dirs: Optional[List[Union[str, Path]]] = None,
+                      download_dir: Union[str, Path] = 'checkpoints') -> Path:
+    """A local path for the entry's weights: as given, in ``search_dirs``, or downloaded."""
+    weights = entry.get('Weights')
+    if not weights:
+        raise KeyProtectError(f'zoo entry {entry["Name"]} has no checkpoint yet ({entry.get("Status", "")})')
+    candidates = [Path(weights)] + [Path(d) / Path(weights).name for d in (search_dirs or [])]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if weights.startswith(('http://', 'https://')):
+        target = Path(download_dir) / Path(weights).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(weights) as response, open(target, 'wb') as handle:
+            shutil.copyfileobj(response, handle)
+        return target
+    raise KeyProtectError(f'checkpoint {weights} of zoo entry {entry["Name"]} not found '
+                          f'(looked in {", ".join(str(c.parent) for c in candidates)})')
+
+
+def verify_checkpoint(path: Union[str, Path], entry: Dict) -> str:
+    """Check the file's sha256 against the entry (and the 8 hex in its name)."""
+    actual = sha256_of(path)
+    expected = entry.get('Metadata', {}).get('SHA256')
+    if expected and actual != expected:
+        raise KeyProtectError(f'{path}: sha256 {actual} does not match zoo entry {entry["Name"]} ({expected}); '
+                              'the file is corrupted or not this model')
+    return actual
+
+
+TABLE_METRICS = ('Unprotected mIoU', 'mIoU', 'Plain mIoU', 'Wrong-key mIoU mean', 'Wrong-key mIoU max')
+
+
+def markdown_table(entries: List[Dict]) -> str:
+    """The mmseg-style README table of a collection's entries."""
+    lines = ['| Config | Dataset | Method | M | ' + ' | '.join(TABLE_METRICS) + ' | Key fingerprint | SHA256 | Status |',
+             '|' + '---|' * (8 + len(TABLE_METRICS))]
+    for entry in entries:
+        meta = entry.get('Metadata', {})
+        result = (entry.get('Results') or [{}])[0]
+        metrics = result.get('Metrics') or {}
+        cells = [f'[{entry["Name"]}]({Path(entry["Config"]).name})', result.get('Dataset', '-'),
+                 str(meta.get('Method', '-')), str(meta.get('Block Size', '-'))]
+        cells += ['-' if metrics.get(name) is None else f'{metrics[name]:.2f}' for name in TABLE_METRICS]
+        cells += [meta.get('Key Fingerprint') or '-', (meta.get('SHA256') or '-')[:16],
+                  entry.get('Status', 'trained')]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
+def untrained_entry(collection: str, config: Path, dataset: str, method: str, block_size: int) -> Dict:
+    return dict(Name=config.stem, **{'In Collection': collection}, Config=f'configs/{config.parent.name}/{config.name}',
+                Metadata={'Method': method, 'Block Size': block_size},
+                Results=[dict(Task='Semantic Segmentation', Dataset=dataset, Metrics={})],
+                Status='not trained yet', Weights=None)

@@ -1,0 +1,22 @@
+"""Publish a checkpoint: drop training state, name it <config stem>_<time>-<sha256[:8]>.pth.
+
+    python tools/publish_model.py work_dirs/x/iter_600.pth configs/segformer/x.py [--out-dir checkpoints]
+"""
+import argparse
+from pathlib import Path
+
+from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Publish a (protected) checkpoint for the model zoo')
+    parser.add_argument('checkpoint')
+    parser.add_argument('config', help='its config (names the file)')
+    parser.add_argument('--out-dir', default='checkpoints')
+    args = parser.parse_args()
+    published = publish_checkpoint(args.checkpoint, Path(args.config).stem, args.out_dir)
+    print(f'published {published}\nsha256 {sha256_of(published)}')
+
+
+if __name__ == '__main__':
+    main()
