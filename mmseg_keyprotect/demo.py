@@ -136,12 +136,13 @@ def markdown_table(rows: List[Dict]) -> str:
 
 
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', key_file: Optional[str] = None,
-             iterations: int = 1000, num_wrong_keys: int = 5, full: bool = False, num_figures: int = 4) -> Dict:
+             iterations: int = 1000, num_wrong_keys: int = 5, full: bool = False, num_figures: int = 4,
+             num_train: int = 400, num_val: int = 100) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``)."""
     started = time.time()
     work_dir, data_root = Path(work_dir), Path(data_root)
     _log(f'generating the Shapes dataset in {data_root}')
-    generate_shapes(data_root)
+    generate_shapes(data_root, num_train, num_val)
     if key_file is None:
         # The key lives beside the data, never in the work dir (which holds logs and checkpoints).
         key_file = str(data_root.parent / 'keys' / 'demo.key')

@@ -93,7 +93,9 @@ def load_entries(root: Union[str, Path] = REPO / 'configs') -> List[Dict]:
 
 
 def find_entry(name: str, root: Union[str, Path] = REPO / 'configs') -> Dict:
-    for entry in load_entries(root):
+    """The entry called ``name``; the demo's local metafile wins, as it describes the
+    checkpoints this machine made."""
+    for entry in reversed(load_entries(root)):
         if entry['Name'] == name:
             return entry
     raise KeyProtectError(f'no zoo entry named {name!r}; `python tools/zoo.py list` shows them')

@@ -191,3 +191,16 @@ def test_ddp_training_on_cpu_with_torchrun(tmp_path, shapes_root, key_file):
     assert result.returncode == 0, output[-3000:]
     assert 'world_size: 2' in output.replace('World size', 'world_size') or 'Distributed launcher: pytorch' in output
     assert (tmp_path / 'iter_2.pth').is_file() and 'wrong_key/mIoU_mean' in output
+
+
+def test_mmseg_own_train_and_test_tools_run_protected_configs(tmp_path, shapes_root, key_file):
+    """`mim train mmseg CONFIG` runs mmseg's shipped tools/train.py: the plugin loads through
+    custom_imports and the key through $KEYPROTECT_KEY_FILE, with no tool of ours involved."""
+    import mmseg
+    tools = Path(mmseg.__file__).parent / '.mim' / 'tools'
+    env = {'KEYPROTECT_KEY_FILE': key_file}
+    run(tools / 'train.py', PROTECTED, '--work-dir', tmp_path, *tiny_options(shapes_root, iterations=2), env=env)
+    # mmseg's own test tool loads the checkpoint under torch >= 2.6 thanks to the plugin's allowlist.
+    result = run(tools / 'test.py', PROTECTED, tmp_path / 'iter_2.pth', '--work-dir', tmp_path / 'test',
+                 *tiny_options(shapes_root), env=env)
+    assert 'plain/mIoU' in result.stdout + result.stderr

@@ -19,9 +19,11 @@ def main():
     parser.add_argument('--num-wrong-keys', type=int, default=5, help='random wrong keys to evaluate')
     parser.add_argument('--num-figures', type=int, default=4, help='sample rows to draw')
     parser.add_argument('--full', action='store_true', help='also np, ffx, shuffle+np and M = 2, 8')
+    parser.add_argument('--num-train', type=int, default=400, help='generated training images')
+    parser.add_argument('--num-val', type=int, default=100, help='generated validation images')
     args = parser.parse_args()
     report = run_demo(args.work_dir, args.data_root, args.key_file, args.iterations, args.num_wrong_keys,
-                      args.full, args.num_figures)
+                      args.full, args.num_figures, args.num_train, args.num_val)
     print(f'\nmmseg-keyprotect demo ({report["minutes"]:.1f} min); report in {args.work_dir}/report.md\n')
     print(report['table'])
 
