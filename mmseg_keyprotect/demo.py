@@ -35,11 +35,14 @@ def _log(message: str) -> None:
 
 def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path) -> Path:
     """Train ``config`` for ``iterations``; return the final checkpoint."""
+    warmup = min(50, max(1, iterations // 10))
     options = {'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
                'default_hooks.checkpoint.interval': iterations,
                'train_dataloader.dataset.data_root': str(data_root),
                'val_dataloader.dataset.data_root': str(data_root),
                'test_dataloader.dataset.data_root': str(data_root),
+               # Warm-up then linear decay, scaled to the budget (the config's is for 1000 iterations).
+               'param_scheduler.0.end': warmup, 'param_scheduler.1.begin': warmup,
                'param_scheduler.1.end': iterations}
     checkpoint = work_dir / f'iter_{iterations}.pth'
     if checkpoint.is_file():

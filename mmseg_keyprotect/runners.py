@@ -41,6 +41,26 @@ def load_config(config: str, cfg_options: Optional[dict] = None, launcher: str =
     return cfg
 
 
+def prepare_cpu_distributed(cfg: Config) -> None:
+    """Let MMEngine's launcher run DDP on CPU (gloo), where it assumes CUDA.
+
+    MMEngine's ``init_dist`` calls ``torch.cuda.set_device`` and its DDP wrapper
+    passes ``device_ids=[LOCAL_RANK]``; both fail without CUDA. Initialising
+    the gloo process group first (the Runner then skips its own) and asking
+    for ``device_ids=None`` is all it takes.
+    """
+    import torch
+    import torch.distributed as torch_dist
+    if cfg.launcher == 'none' or torch.cuda.is_available():
+        return
+    if cfg.launcher != 'pytorch':
+        raise ConfigError(f'--launcher {cfg.launcher} needs GPUs; on CPU use torchrun with --launcher pytorch')
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo')
+    cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel', device_ids=None, broadcast_buffers=False,
+                                 find_unused_parameters=cfg.get('find_unused_parameters', False))
+
+
 def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Optional[str] = None,
                        resume: bool = False, amp: bool = False, cfg_options: Optional[dict] = None,
                        launcher: str = 'none') -> Runner:
@@ -64,6 +84,7 @@ def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Op
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = resume
+    prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)
 
 
@@ -90,7 +111,8 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
         hook = cfg.default_hooks.get('visualization')
         if hook is None:
             raise ConfigError('--show/--show-dir need default_hooks.visualization in the config')
-        hook.update(draw=True, show=show, wait_time=wait_time)
+        # mmseg's hook draws every 50th batch by default; a show dir is expected to show them all.
+        hook.update(draw=True, show=show, wait_time=wait_time, interval=1)
         if show_dir:
             cfg.visualizer.save_dir = show_dir
     if tta:
@@ -101,4 +123,5 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
         cfg.model = cfg.tta_model
     if out is not None:
         cfg.test_evaluator.update(output_dir=out, keep_results=True)
+    prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)

@@ -107,14 +107,16 @@ def test_resume(trained, tmp_path):
 
 
 def test_infer_tool_and_client_side_encryption(trained, tmp_path):
-    images = trained['data_root'] / 'img_dir' / 'val'
+    from mmseg_keyprotect.datasets import generate_shapes
+    # Images at the model's input size (128x128): the client encrypts exactly what the server's
+    # key-holding pipeline would, so both routes must give identical masks.
+    images = generate_shapes(tmp_path / 'shapes', num_train=1, num_val=3, size=128, seed=2) / 'img_dir' / 'val'
     run('tools/infer.py', PROTECTED, trained['checkpoint'], images, '--key-file', trained['key'], '--out',
         tmp_path / 'plain_mode')
     masks = sorted((tmp_path / 'plain_mode').glob('*_mask.png'))
-    assert len(masks) == len(list(images.glob('*.png')))
+    assert len(masks) == 3 and len(list((tmp_path / 'plain_mode').glob('*_overlay.png'))) == 3
     import cv2
-    assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (64, 64)
-    # The client encrypts; the server predicts without the key and gets the same masks.
+    assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (128, 128)
     run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'])
     run('tools/infer.py', PROTECTED, trained['checkpoint'], tmp_path / 'encrypted', '--encrypted-input', '--out',
         tmp_path / 'server')
