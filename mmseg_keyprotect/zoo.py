@@ -137,13 +137,13 @@ TABLE_METRICS = ('Unprotected mIoU', 'mIoU', 'Plain mIoU', 'Wrong-key mIoU mean'
 def markdown_table(entries: List[Dict]) -> str:
     """The mmseg-style README table of a collection's entries."""
     lines = ['| Config | Dataset | Method | M | ' + ' | '.join(TABLE_METRICS) + ' | Key fingerprint | SHA256 | Status |',
-             '|' + '---|' * (8 + len(TABLE_METRICS))]
+             '|' + '---|' * (7 + len(TABLE_METRICS))]
     for entry in entries:
         meta = entry.get('Metadata', {})
         result = (entry.get('Results') or [{}])[0]
         metrics = result.get('Metrics') or {}
         cells = [f'[{entry["Name"]}]({Path(entry["Config"]).name})', result.get('Dataset', '-'),
-                 str(meta.get('Method', '-')), str(meta.get('Block Size', '-'))]
+                 str(meta.get('Method') or '-'), str(meta.get('Block Size') or '-')]
         cells += ['-' if metrics.get(name) is None else f'{metrics[name]:.2f}' for name in TABLE_METRICS]
         cells += [meta.get('Key Fingerprint') or '-', (meta.get('SHA256') or '-')[:16],
                   entry.get('Status', 'trained')]

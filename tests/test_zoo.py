@@ -1,0 +1,47 @@
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect.zoo import (REPO, load_entries, markdown_table, metafiles, publish_checkpoint, sha256_of,
+                                  verify_checkpoint)
+
+
+def test_publish_names_by_convention_and_drops_training_state(tmp_path):
+    source = tmp_path / 'iter_4.pth'
+    torch.save(dict(state_dict={'w': torch.ones(1)}, optimizer={'x': 1}, meta=dict(keyprotect=dict(fingerprint='f'))),
+               source)
+    published = publish_checkpoint(source, 'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-m4', tmp_path / 'out')
+    assert re.fullmatch(r'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-m4_\d{8}_\d{6}-[0-9a-f]{8}\.pth',
+                        published.name)
+    assert published.name.endswith(f'-{sha256_of(published)[:8]}.pth')
+    state = torch.load(published)
+    assert 'optimizer' not in state and state['meta']['keyprotect'] == dict(fingerprint='f')
+
+
+def test_verify_rejects_a_changed_file(tmp_path):
+    path = tmp_path / 'model.pth'
+    path.write_bytes(b'weights')
+    entry = dict(Name='m', Metadata=dict(SHA256=sha256_of(path)))
+    assert verify_checkpoint(path, entry) == sha256_of(path)
+    path.write_bytes(b'tampered')
+    with pytest.raises(KeyProtectError, match='does not match zoo entry m'):
+        verify_checkpoint(path, entry)
+
+
+def test_committed_zoo_is_consistent():
+    entries = [e for e in load_entries() if 'configs' in e['Metafile']]
+    assert len(entries) >= 50
+    for entry in entries:
+        assert (REPO / entry['Config']).is_file(), entry['Config']
+        metrics = entry['Results'][0]['Metrics']
+        # No number without a checkpoint it was measured on.
+        assert bool(metrics) == bool(entry.get('Weights')), entry['Name']
+    for metafile in metafiles():
+        if metafile.parent.parent == REPO / 'configs':
+            document = yaml.safe_load(metafile.read_text())
+            readme = (metafile.parent / 'README.md').read_text()
+            assert markdown_table(document['Models']) in readme, f'{metafile.parent}/README.md is stale'
