@@ -97,7 +97,8 @@ class KeyProtectHook(Hook):
 
     # ---------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
-        problems = [p for p in check_config(runner.cfg) if PADDING_META_KEY not in p]
+        # A missing padding record is fixed below rather than refused: one transform line is enough.
+        problems = check_config(runner.cfg, padding_record=False)
         if problems:
             raise ConfigError('the config is not block-aligned (tools/protect_config.py writes an aligned one):\n  '
                               + '\n  '.join(problems))
@@ -116,8 +117,12 @@ class KeyProtectHook(Hook):
 
     def _keep_padding_record(self, runner) -> None:
         loops = [getattr(runner, f'_{name}_loop', None) for name in ('train', 'val', 'test')]
-        for loop in loops:
-            dataset = getattr(getattr(loop, 'dataloader', None), 'dataset', None)
+        datasets = [getattr(getattr(loop, 'dataloader', None), 'dataset', None) for loop in loops]
+        while datasets:
+            dataset = datasets.pop()
+            if dataset is None:
+                continue
+            datasets += [getattr(dataset, 'dataset', None)] + list(getattr(dataset, 'datasets', None) or [])
             for transform in walk_transforms(getattr(dataset, 'pipeline', None)):
                 keys = getattr(transform, 'meta_keys', None)
                 if type(transform).__name__ == 'PackSegInputs' and PADDING_META_KEY not in keys:

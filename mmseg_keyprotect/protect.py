@@ -204,8 +204,9 @@ def encrypt_settings(cfg: Config) -> List[dict]:
     return found
 
 
-def check_pipeline(pipeline: list, where: str) -> List[str]:
-    """Problems with where BlockwiseEncrypt sits in one pipeline."""
+def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> List[str]:
+    """Problems with where BlockwiseEncrypt sits in one pipeline (and, with
+    ``padding_record``, whether PackSegInputs keeps the block padding)."""
     problems = []
     names = [_type_name(t) for t in pipeline]
     if 'TestTimeAug' in names:
@@ -223,18 +224,18 @@ def check_pipeline(pipeline: list, where: str) -> List[str]:
     if after:
         problems.append(f'{where}: {after} run after {ENCRYPT}; anything that resizes, crops, flips, pads or '
                         f'changes pixel values must come before it (put it right before {PACK})')
-    for pack in packs:
+    for pack in packs if padding_record else []:
         if PADDING_META_KEY not in tuple(pack.get('meta_keys', DEFAULT_META_KEYS)):
             problems.append(f'{where}: {PACK}.meta_keys lacks "{PADDING_META_KEY}", so block padding of images '
                             'whose size is not a multiple of the block size would not be cropped off predictions')
     return problems
 
 
-def check_config(cfg: Config) -> List[str]:
+def check_config(cfg: Config, padding_record: bool = True) -> List[str]:
     """Every alignment problem of a protected config, as messages (empty if fine)."""
     problems = []
     for where, pipeline in config_pipelines(cfg):
-        problems += check_pipeline(pipeline, where)
+        problems += check_pipeline(pipeline, where, padding_record)
     settings = encrypt_settings(cfg)
     block_sizes = {t.get('block_size', 4) for t in settings}
     methods = {'+'.join(parse_method(t.get('method', 'shuffle'))) for t in settings}

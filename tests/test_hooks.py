@@ -27,3 +27,28 @@ def test_hook_settings_are_validated():
     assert KeyProtectHook.priority == 'NORMAL'
     with pytest.raises(ConfigError, match='num_wrong_keys must be >= 0'):
         KeyProtectHook(num_wrong_keys=-1)
+
+
+def test_one_transform_line_is_enough(tmp_path, key_file, shapes_root):
+    """A stock pipeline plus only BlockwiseEncrypt: the hook makes PackSegInputs keep the padding."""
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmseg_keyprotect.protect import config_pipelines
+    cfg = Config.fromfile('configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py')
+    for _, pipeline in config_pipelines(cfg):
+        if pipeline[-1]['type'] == 'PackSegInputs':
+            pipeline.insert(len(pipeline) - 1, dict(type='BlockwiseEncrypt', key_file=key_file))
+    cfg.tta_pipeline = None
+    cfg.custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=1)]
+    cfg.work_dir = str(tmp_path)
+    for loader in ('val_dataloader', 'test_dataloader'):
+        cfg[loader].update(num_workers=0, persistent_workers=False)
+        cfg[loader].dataset.data_root = str(shapes_root)
+    for unused in ('train_dataloader', 'train_cfg', 'optim_wrapper', 'param_scheduler'):
+        cfg.pop(unused)
+    runner = Runner.from_cfg(cfg)
+    runner._test_loop = runner.build_test_loop(runner._test_loop)
+    runner.call_hook('before_run')
+    [pack] = [t for t in runner.test_dataloader.dataset.pipeline.transforms if type(t).__name__ == 'PackSegInputs']
+    assert 'padding_size' in pack.meta_keys

@@ -94,6 +94,7 @@ def test_test_tool_refuses_a_wrong_key(trained, tmp_path, other_key_file):
                  tmp_path, *tiny_options(trained['data_root']), check=False)
     assert result.returncode != 0
     assert 'wrong key' in result.stderr and 'use the key file the model was trained with' in result.stderr
+    assert 'Traceback' not in result.stderr
 
 
 def test_resume(trained, tmp_path):

@@ -7,6 +7,7 @@ import os
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.runners import build_test_runner
 
 
@@ -40,4 +41,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'test: error: {error}')

@@ -8,6 +8,7 @@ import os
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.runners import build_train_runner
 
 
@@ -36,4 +37,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'train: error: {error}')
