@@ -25,7 +25,7 @@ from .errors import ConfigError, ImageFormatError
 from .hooks import CHECKPOINT_META_KEY, check_checkpoint_key
 from .images import read_image
 from .keys import load_key
-from .protect import DEFAULT_META_KEYS, ENCRYPT, PACK, _type_name, encrypt_settings
+from .protect import DEFAULT_META_KEYS, ENCRYPT, PACK, _type_name, encrypt_settings, load_config
 from .transforms import PADDING_META_KEY, encrypt_results
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -52,7 +52,7 @@ class ProtectedInferencer:
 
     def __init__(self, config: Union[str, Config], checkpoint: str, key_file: Optional[str] = None,
                  device: str = 'cpu', encrypted_input: bool = False):
-        cfg = config if isinstance(config, Config) else Config.fromfile(str(config))
+        cfg = load_config(config)
         settings = encrypt_settings(cfg)
         if not settings:
             raise ConfigError(f'{config} is not a protected config: no {ENCRYPT} in its pipelines '

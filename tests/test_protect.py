@@ -95,3 +95,14 @@ def test_leaf_config_inherits_and_rebuilds_the_same(tmp_path, protected):
         assert rebuilt[loader].dataset.pipeline == cfg[loader].dataset.pipeline
     assert rebuilt.model.test_cfg == cfg.model.test_cfg
     assert check_config(rebuilt) == []
+
+
+def test_every_committed_protected_config_is_aligned():
+    from pathlib import Path
+    configs = sorted(Path('configs').glob('*/*_m[0-9]*.py')) + sorted(Path('configs').glob('*/*-m[0-9]*.py'))
+    configs = sorted(set(configs))
+    assert len(configs) >= 54
+    for path in configs:
+        cfg = load_config(path)
+        assert encrypt_settings(cfg), path
+        assert check_config(cfg) == [], path
