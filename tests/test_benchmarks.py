@@ -13,3 +13,13 @@ def test_median_ms_calls_the_function():
     calls = []
     assert median_ms(lambda: calls.append(1), repeats=5, warmup=2) >= 0
     assert len(calls) == 7
+
+
+def test_training_benchmark_alternates_both_configs(tmp_path, key_file, shapes_root):
+    from mmseg_keyprotect.benchmarks import benchmark_training
+    options = {'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
+               'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': str(shapes_root)}
+    result = benchmark_training('configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py', key_file,
+                                iterations=1, rounds=2, cfg_options=options, work_dir=str(tmp_path))
+    assert [len(v) for v in result['times'].values()] == [2, 2]
+    assert abs(result['ratio'] - result['medians']['protected'] / result['medians']['unprotected']) < 1e-12
