@@ -25,7 +25,7 @@ from .errors import ConfigError, ImageFormatError
 from .hooks import CHECKPOINT_META_KEY, check_checkpoint_key
 from .images import read_image
 from .keys import load_key
-from .protect import DEFAULT_META_KEYS, ENCRYPT, PACK, _type_name, encrypt_settings, load_config
+from .protect import DEFAULT_META_KEYS, ENCRYPT, PACK, encrypt_settings, load_config, transform_type
 from .transforms import PADDING_META_KEY, encrypt_results
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -74,7 +74,7 @@ class ProtectedInferencer:
             check_checkpoint_key(self.record, self.method, self.block_size, self.cipher.fingerprint,
                                  key.source, str(checkpoint))
         test_pipeline = cfg.test_dataloader.dataset.pipeline
-        self.resize = Compose([TRANSFORMS.build(t) for t in test_pipeline if _type_name(t) not in _REPLACED])
+        self.resize = Compose([TRANSFORMS.build(t) for t in test_pipeline if transform_type(t) not in _REPLACED])
         self.pack = TRANSFORMS.build(dict(type=PACK, meta_keys=DEFAULT_META_KEYS + (PADDING_META_KEY,)))
 
     @property

@@ -183,6 +183,7 @@ class BlockCipher:
                 raise TypeError(f'unknown cipher step {step!r}')
         self.source, self.xor, self.ffx_mask, self.ffx_table = source, xor, ffx_mask, table
         self.output_dtype = np.dtype(np.uint8 if table is None else np.int16)
+        self.ffx_inverse = None
         if table is not None:
             self.ffx_inverse = np.full(FFX_DOMAIN, -1, np.int16)
             self.ffx_inverse[table] = np.arange(256, dtype=np.int16)
@@ -304,7 +305,7 @@ class BlockCipher:
             self._torch_layouts[cache_key] = dict(
                 gather=as_tensor(layout.gather), scatter=as_tensor(layout.scatter),
                 xor=as_tensor(layout.xor), ffx=as_tensor(layout.ffx),
-                table=as_tensor(self.ffx_table), inverse=as_tensor(getattr(self, 'ffx_inverse', None)))
+                table=as_tensor(self.ffx_table), inverse=as_tensor(self.ffx_inverse))
         return self._torch_layouts[cache_key]
 
     def _tensor_strips(self, batch, what: str):

@@ -13,9 +13,12 @@ from typing import Dict, List, Optional, Sequence
 
 import cv2
 import numpy as np
+import torch
 
 from .datasets import generate_shapes
-from .keys import load_key, write_random_key
+from .hooks import CHECKPOINT_META_KEY
+from .apis import ProtectedInferencer
+from .keys import SecretKey, load_key, write_random_key
 from .runners import build_test_runner, build_train_runner
 from .visualization import colorize, displayable
 from .zoo import publish_checkpoint, sha256_of, write_metafile
@@ -66,8 +69,6 @@ def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[
 def sample_figures(config: Path, checkpoint: Path, key_file: str, data_root: Path, out_dir: Path,
                    count: int = 4) -> List[Path]:
     """One PNG per validation sample: plain, encrypted, ground truth and three predictions."""
-    from .apis import ProtectedInferencer
-    from .keys import SecretKey
     inferencer = ProtectedInferencer(str(config), str(checkpoint), key_file=key_file)
     wrong = SecretKey.generate().cipher(inferencer.method, inferencer.block_size)
     palette = inferencer.palette
@@ -99,9 +100,6 @@ def _save_row(panels: Sequence[np.ndarray], titles: Sequence[str], path: Path, s
 
 def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, iterations: int) -> List[Dict]:
     """Publish every demo checkpoint and describe it in ``work_dir/metafile.yaml``."""
-    import torch
-
-    from .hooks import CHECKPOINT_META_KEY
     baseline = rows[0]['metrics'].get('mIoU')
     models = []
     for row in rows:

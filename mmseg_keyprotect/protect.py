@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterator, List, Optional, Tuple, Union
 
-from mmengine.config import Config, ConfigDict
+from mmengine.config import Config
 
 from .ciphers import check_block_size, parse_method
 from .errors import ConfigError
@@ -48,7 +48,7 @@ def load_config(config: Union[Config, str, Path]) -> Config:
     return config if isinstance(config, Config) else Config.fromfile(resolve_config_path(config))
 
 
-def _type_name(transform) -> str:
+def transform_type(transform) -> str:
     kind = transform.get('type') if isinstance(transform, dict) else None
     return kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
 
@@ -94,16 +94,16 @@ def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> 
     """
     result, anchored = [], False
     for transform in pipeline:
-        kind = _type_name(transform)
+        kind = transform_type(transform)
         if kind == ENCRYPT:
             continue
         if kind == 'TestTimeAug':
-            stages = [[t for t in stage if _type_name(t) != ENCRYPT] for stage in transform['transforms']]
+            stages = [[t for t in stage if transform_type(t) != ENCRYPT] for stage in transform['transforms']]
             stages = [stage for stage in stages if stage]
-            packs = [i for i, stage in enumerate(stages) if any(_type_name(t) == PACK for t in stage)]
+            packs = [i for i, stage in enumerate(stages) if any(transform_type(t) == PACK for t in stage)]
             if not packs:
                 raise ConfigError(f'{where}: TestTimeAug has no PackSegInputs stage to put {ENCRYPT} before')
-            stages[packs[0]] = [_with_padding_key(t) if _type_name(t) == PACK else t for t in stages[packs[0]]]
+            stages[packs[0]] = [_with_padding_key(t) if transform_type(t) == PACK else t for t in stages[packs[0]]]
             stages.insert(packs[0], [copy.deepcopy(encrypt)])
             transform = {**transform, 'transforms': stages}
             anchored = True
@@ -184,7 +184,7 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
     if PLUGIN not in imports['imports']:
         imports['imports'] = list(imports['imports']) + [PLUGIN]
     cfg['custom_imports'] = imports
-    hooks = [h for h in (cfg.get('custom_hooks') or []) if _type_name(h) != HOOK]
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if transform_type(h) != HOOK]
     cfg['custom_hooks'] = hooks + [dict(type=HOOK, num_wrong_keys=num_wrong_keys, evaluate_plain=evaluate_plain)]
     problems = check_config(cfg)
     if problems:
@@ -197,10 +197,10 @@ def encrypt_settings(cfg: Config) -> List[dict]:
     found = []
     for _, pipeline in config_pipelines(cfg):
         for transform in pipeline:
-            if _type_name(transform) == ENCRYPT:
+            if transform_type(transform) == ENCRYPT:
                 found.append(transform)
-            for stage in transform.get('transforms', []) if _type_name(transform) == 'TestTimeAug' else []:
-                found.extend(t for t in stage if _type_name(t) == ENCRYPT)
+            for stage in transform.get('transforms', []) if transform_type(transform) == 'TestTimeAug' else []:
+                found.extend(t for t in stage if transform_type(t) == ENCRYPT)
     return found
 
 
@@ -208,15 +208,15 @@ def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> L
     """Problems with where BlockwiseEncrypt sits in one pipeline (and, with
     ``padding_record``, whether PackSegInputs keeps the block padding)."""
     problems = []
-    names = [_type_name(t) for t in pipeline]
+    names = [transform_type(t) for t in pipeline]
     if 'TestTimeAug' in names:
         transform = pipeline[names.index('TestTimeAug')]
-        stage_names = [[_type_name(t) for t in stage] for stage in transform['transforms']]
+        stage_names = [[transform_type(t) for t in stage] for stage in transform['transforms']]
         flat = [ENCRYPT if ENCRYPT in stage else PACK if PACK in stage else 'other' for stage in stage_names]
         where, names = f'{where} (TestTimeAug stages)', flat
-        packs = [t for stage in transform['transforms'] for t in stage if _type_name(t) == PACK]
+        packs = [t for stage in transform['transforms'] for t in stage if transform_type(t) == PACK]
     else:
-        packs = [t for t in pipeline if _type_name(t) == PACK]
+        packs = [t for t in pipeline if transform_type(t) == PACK]
     if ENCRYPT not in names:
         return [f'{where}: no {ENCRYPT} step (images would reach the network unencrypted)']
     position = names.index(ENCRYPT)
@@ -324,8 +324,7 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
 
 
 def _plain(value):
-    if isinstance(value, ConfigDict):
-        return {k: _plain(v) for k, v in value.items()}
+    """Plain dicts, lists and tuples (ConfigDict is a dict) for source formatting."""
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list):

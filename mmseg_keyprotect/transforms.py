@@ -93,7 +93,6 @@ class BlockwiseEncrypt(BaseTransform):
         self.channel_order = channel_order
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
         key = load_key(key_file)
-        self.key_fingerprint = key.fingerprint
         self.cipher: BlockCipher = key.cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
 
