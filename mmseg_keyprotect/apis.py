@@ -25,7 +25,8 @@ from .errors import ConfigError, ImageFormatError
 from .hooks import CHECKPOINT_META_KEY, check_checkpoint_key
 from .images import read_image
 from .keys import load_key
-from .protect import DEFAULT_META_KEYS, ENCRYPT, PACK, encrypt_settings, load_config, transform_type
+from .protect import (DEFAULT_META_KEYS, ENCRYPT, PACK, encrypt_settings, load_config, pipeline_encryption,
+                      transform_type)
 from .transforms import PADDING_META_KEY, encrypt_results
 
 ImageInput = Union[str, Path, np.ndarray]
@@ -52,7 +53,8 @@ class ProtectedInferencer:
 
     def __init__(self, config: Union[str, Config], checkpoint: str, key_file: Optional[str] = None,
                  device: str = 'cpu', encrypted_input: bool = False):
-        cfg = load_config(config)
+        # A model trained with on-device encryption sees the same inputs when the inferencer encrypts.
+        cfg = pipeline_encryption(load_config(config))
         settings = encrypt_settings(cfg)
         if not settings:
             raise ConfigError(f'{config} is not a protected config: no {ENCRYPT} in its pipelines '

@@ -73,9 +73,41 @@ def _published_style(cipher, image: np.ndarray) -> Callable[[], object]:
     return run
 
 
+def benchmark_batch_encryption(batch_size: int = 8, size: int = 512, block_size: int = 4,
+                               methods: Sequence[str] = ('shuffle', 'shuffle+np', 'ffx'), device: str = 'cpu',
+                               repeats: int = 30) -> List[Dict]:
+    """Per-batch time of the two encryption paths on the same images.
+
+    ``pipeline_ms``: the pipeline transform's work, the numpy cipher on each
+    BGR image in turn (as dataloader workers run it, before the batch exists).
+    ``on_device_ms``: ``KeyProtectDataPreProcessor``'s work, one
+    ``encrypt_tensor`` call on the uint8 batch already on ``device``.
+
+    Returns:
+        list[dict]: one row per method with both times and their ratio.
+    """
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(batch_size)]
+    batch = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous().to(device)
+    synchronize = torch.cuda.synchronize if batch.is_cuda else (lambda: None)
+    key = SecretKey.generate()
+    rows = []
+    for method in methods:
+        cipher = key.cipher(method, block_size)
+
+        def on_device(cipher=cipher):
+            cipher.encrypt_tensor(batch, 'bgr')
+            synchronize()
+        pipeline_ms = median_ms(lambda: [cipher.encrypt(image, 'bgr') for image in images], repeats)
+        on_device_ms = median_ms(on_device, repeats)
+        rows.append(dict(method=method, block_size=block_size, batch_size=batch_size, size=size, device=str(device),
+                         pipeline_ms=pipeline_ms, on_device_ms=on_device_ms, ratio=on_device_ms / pipeline_ms))
+    return rows
+
+
 def benchmark_training(config: str, key_file: str, method: str = 'shuffle', block_size: int = 4,
                        iterations: int = 20, rounds: int = 5, cfg_options: Dict = None,
-                       work_dir: str = 'work_dirs/benchmark_training') -> Dict:
+                       work_dir: str = 'work_dirs/benchmark_training', on_device: bool = False) -> Dict:
     """Seconds per training iteration (data pipeline included) of a config and its
     protected twin, measured in alternating rounds in one process.
 
@@ -91,7 +123,8 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     stock = load_config(config)
     if cfg_options:
         stock.merge_from_dict(cfg_options)
-    protected, _ = protect_config(stock, method, block_size, num_wrong_keys=0, evaluate_plain=False)
+    protected, _ = protect_config(stock, method, block_size, num_wrong_keys=0, evaluate_plain=False,
+                                  on_device=on_device)
     steps = {}
     for name, cfg in (('unprotected', stock), ('protected', protected)):
         cfg = Config(cfg.to_dict())

@@ -190,6 +190,23 @@ class BlockCipher:
         self._layouts: Dict[tuple, _StripLayout] = {}
         self._torch_layouts: Dict[tuple, dict] = {}
 
+    @classmethod
+    def from_map(cls, source, xor, block_size: int, ffx_mask=None, ffx_table=None) -> 'BlockCipher':
+        """The cipher with a given composite map (see the class attributes).
+
+        Every chain of this module reduces to such a map; building one
+        directly expresses an estimated or partly correct key, as the
+        protection evaluation does.
+        """
+        length = block_length(block_size)
+        xor = _check_vector('xor', xor, length)
+        if not np.isin(xor, (0, 255)).all():
+            raise KeyProtectError('xor must hold only 0 and 255')
+        steps = [Shuffle.checked(source, length), NegativePositive.checked(xor // 255, length)]
+        if ffx_table is not None:
+            steps.append(FFX.checked(np.asarray(ffx_mask).astype(np.int64), ffx_table, length))
+        return cls(steps, block_size)
+
     @property
     def fingerprint(self) -> str:
         """Short hash of the composite transform: equal iff the ciphers are equal.

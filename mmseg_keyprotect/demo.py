@@ -32,14 +32,21 @@ FULL = {('shuffle', 2): f'{BASELINE}_shuffle-m2', ('shuffle', 8): f'{BASELINE}_s
         ('shuffle+np', 4): f'{BASELINE}_shuffle-np-m4'}
 
 
+def run_dir(work_dir: Path, stem: str, seed: int = 0) -> Path:
+    """Where one training run lives; the demo's runs are the seed-0 runs of the accuracy study."""
+    name = 'baseline' if stem == BASELINE else stem
+    return work_dir / (name if seed == 0 else f'{name}_seed{seed}')
+
+
 def _log(message: str) -> None:
     print(f'[demo {time.strftime("%H:%M:%S")}] {message}', flush=True)
 
 
-def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path) -> Path:
-    """Train ``config`` for ``iterations``; return the final checkpoint."""
+def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path,
+          seed: int = 0) -> Path:
+    """Train ``config`` for ``iterations`` with ``seed``; return the final checkpoint (reused if present)."""
     warmup = min(50, max(1, iterations // 10))
-    options = {'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
+    options = {'randomness.seed': seed, 'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
                'default_hooks.checkpoint.interval': iterations,
                'train_dataloader.dataset.data_root': str(data_root),
                'val_dataloader.dataset.data_root': str(data_root),
@@ -153,7 +160,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     fingerprint = load_key(key_file).fingerprint
     rows = []
     _log(f'training the unprotected baseline ({iterations} iterations)')
-    baseline_dir = work_dir / 'baseline'
+    baseline_dir = run_dir(work_dir, BASELINE)
     baseline_checkpoint = train(CONFIG_DIR / f'{BASELINE}.py', baseline_dir, None, iterations, data_root)
     metrics = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0)
     rows.append(dict(model='baseline (unprotected)', config=BASELINE, metrics=metrics,
@@ -162,7 +169,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     for (method, block_size), stem in {**PROTECTED, **(FULL if full else {})}.items():
         _log(f'training the protected model: {method}, M = {block_size} ({iterations} iterations)')
         config = CONFIG_DIR / f'{stem}.py'
-        model_dir = work_dir / stem
+        model_dir = run_dir(work_dir, stem)
         checkpoint = train(config, model_dir, key_file, iterations, data_root)
         _log(f'evaluating {stem}: with the key, plain images and {num_wrong_keys} wrong keys')
         metrics = evaluate(config, checkpoint, model_dir, key_file, data_root, num_wrong_keys)

@@ -1,13 +1,15 @@
 """The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
 import hmac
 import secrets
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import Hook
 from mmseg.registry import HOOKS, TRANSFORMS
 
+from .ciphers import BlockCipher
+from .data_preprocessor import KeyProtectDataPreProcessor
 from .errors import ConfigError, KeyFileError
 from .keys import MATERIAL_BYTES, SecretKey
 from .protect import check_config, encrypt_settings
@@ -70,9 +72,11 @@ class KeyProtectHook(Hook):
       batches as plain images and under ``num_wrong_keys`` random keys and adds
       ``plain/<metric>``, ``wrong_key/<metric>_mean`` and
       ``wrong_key/<metric>_max`` to the logged metrics. The batches are
-      decrypted and re-encrypted on their tensors, so this works with any
-      number of dataloader workers, DDP (all ranks share the wrong keys) and
-      TTA.
+      decrypted and re-encrypted on their tensors (with
+      ``KeyProtectDataPreProcessor``, which receives them plain, the
+      preprocessor encrypts with the chosen key instead), so this works with
+      any number of dataloader workers, DDP (all ranks share the wrong keys)
+      and TTA.
     * Checkpoints: saves the cipher's method, block size and transform
       fingerprint (never the key) under ``meta['keyprotect']``; loading a
       checkpoint with a different key raises a clear error.
@@ -130,15 +134,17 @@ class KeyProtectHook(Hook):
                     runner.logger.info(f'KeyProtectHook: PackSegInputs now keeps "{PADDING_META_KEY}"')
 
     # ------------------------------------------------------------ evaluation
-    def _conditions(self):
-        conditions = []
-        if self.evaluate_plain:
-            conditions.append(('plain', lambda x: self.encrypt.cipher.decrypt_tensor(x[None], 'bgr')[0]))
-        for index, cipher in enumerate(self.wrong_ciphers):
-            def reencrypt(x, cipher=cipher):
-                return cipher.encrypt_tensor(self.encrypt.cipher.decrypt_tensor(x[None], 'bgr'), 'bgr')[0]
-            conditions.append((f'wrong_key_{index}', reencrypt))
-        return conditions
+    def _conditions(self) -> List[Tuple[str, Optional[BlockCipher]]]:
+        """``(name, cipher)`` of each unauthorized condition; ``None`` is plain images."""
+        conditions = [('plain', None)] if self.evaluate_plain else []
+        return conditions + [(f'wrong_key_{index}', cipher) for index, cipher in enumerate(self.wrong_ciphers)]
+
+    def _reencrypt(self, inputs, cipher: Optional[BlockCipher]):
+        """Batch inputs encrypted by the pipeline, decrypted and encrypted with ``cipher`` instead."""
+        def convert(image):
+            plain = self.encrypt.cipher.decrypt_tensor(image[None], 'bgr')
+            return (plain if cipher is None else cipher.encrypt_tensor(plain, 'bgr'))[0]
+        return _map_inputs(inputs, convert)
 
     def _start(self, runner, mode: str) -> None:
         evaluator_cfg = runner.cfg.get(f'{mode}_evaluator')
@@ -152,10 +158,17 @@ class KeyProtectHook(Hook):
     def _process(self, runner, data_batch, mode: str) -> None:
         model = runner.model
         step = model.val_step if mode == 'val' else model.test_step
-        for name, function in self._conditions():
-            batch = dict(inputs=_map_inputs(data_batch['inputs'], function),
-                         data_samples=_clone_samples(data_batch['data_samples']))
-            outputs = step(batch)
+        preprocessor = getattr(model, 'module', model).data_preprocessor
+        on_device = isinstance(preprocessor, KeyProtectDataPreProcessor)
+        for name, cipher in self._conditions():
+            samples = _clone_samples(data_batch['data_samples'])
+            if on_device:  # the batch is still plain: the preprocessor encrypts, with the cipher we choose
+                with preprocessor.encrypting_with(cipher):
+                    batch = dict(inputs=data_batch['inputs'], data_samples=samples)
+                    outputs = step(batch)
+            else:
+                batch = dict(inputs=self._reencrypt(data_batch['inputs'], cipher), data_samples=samples)
+                outputs = step(batch)
             self._evaluators[name].process(data_samples=outputs, data_batch=batch)
 
     def _finish(self, runner, metrics: Optional[dict], mode: str) -> None:

@@ -21,6 +21,7 @@ from .transforms import PADDING_META_KEY
 ENCRYPT = 'BlockwiseEncrypt'
 PACK = 'PackSegInputs'
 HOOK = 'KeyProtectHook'
+DEVICE_PREPROCESSOR = 'KeyProtectDataPreProcessor'
 PLUGIN = 'mmseg_keyprotect'
 DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
                      'flip_direction', 'reduce_zero_label')
@@ -137,7 +138,7 @@ def _multiple_of(value, block_size: int, setting: str, notes: List[str]):
 
 def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block_size: int = 4,
                    key_file: Optional[str] = None, num_wrong_keys: int = 2,
-                   evaluate_plain: bool = True) -> Tuple[Config, List[str]]:
+                   evaluate_plain: bool = True, on_device: bool = False) -> Tuple[Config, List[str]]:
     """Protect a stock config: encryption in every pipeline, aligned inference, the hook.
 
     Args:
@@ -149,6 +150,9 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
             ``None`` (recommended) reads ``$KEYPROTECT_KEY_FILE`` at run time.
         num_wrong_keys (int): random wrong keys the hook evaluates.
         evaluate_plain (bool): whether the hook evaluates plain images.
+        on_device (bool): encrypt whole batches on the model's device
+            (:class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`);
+            the pipelines then only pad to whole blocks.
 
     Returns:
         tuple[Config, list[str]]: the protected config and notes on every
@@ -160,6 +164,8 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
     cfg = copy.deepcopy(load_config(cfg))
     block_size = check_block_size(block_size)
     encrypt = dict(type=ENCRYPT, method='+'.join(parse_method(method)), block_size=block_size, key_file=key_file)
+    if on_device:
+        encrypt['on_device'] = True
     notes: List[str] = []
     for name in DATALOADERS:
         loader = cfg.get(name)
@@ -175,6 +181,9 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
         raise ConfigError('model.data_preprocessor.test_cfg pads images at test time and then overwrites the '
                           f'block-padding record ({PADDING_META_KEY}); remove it (BlockwiseEncrypt already pads '
                           'to a multiple of the block size)')
+    if on_device:
+        cfg.model.data_preprocessor = dict(preprocessor, type=DEVICE_PREPROCESSOR, method=encrypt['method'],
+                                           block_size=block_size, key_file=key_file)
     test_cfg = cfg.get('model', {}).get('test_cfg') or {}
     if test_cfg.get('mode') == 'slide':
         test_cfg['crop_size'] = _multiple_of(test_cfg['crop_size'], block_size, 'model.test_cfg.crop_size', notes)
@@ -254,7 +263,53 @@ def check_config(cfg: Config, padding_record: bool = True) -> List[str]:
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
     if settings and preprocessor.get('test_cfg'):
         problems.append(f'model.data_preprocessor.test_cfg pads at test time and overwrites {PADDING_META_KEY}')
+    return problems + _device_problems(settings, preprocessor)
+
+
+def _device_problems(settings: List[dict], preprocessor: dict) -> List[str]:
+    """Pipelines and data preprocessor must agree on who encrypts: exactly one of them."""
+    on_device = {bool(t.get('on_device', False)) for t in settings}
+    kind = transform_type(preprocessor) if preprocessor else 'SegDataPreProcessor'
+    if kind != DEVICE_PREPROCESSOR:
+        if True in on_device:
+            return [f'{ENCRYPT}(on_device=True) leaves images plain, but model.data_preprocessor is {kind}: '
+                    f'set its type to {DEVICE_PREPROCESSOR} with the same method and block_size']
+        return []
+    if not settings:
+        return [f'model.data_preprocessor is {DEVICE_PREPROCESSOR}, but no pipeline has a {ENCRYPT} step '
+                '(with on_device=True) to pad images to whole blocks']
+    problems = []
+    if False in on_device:
+        problems.append(f'model.data_preprocessor ({DEVICE_PREPROCESSOR}) encrypts, and so does a pipeline\'s '
+                        f'{ENCRYPT}: images would be encrypted twice; set on_device=True in every {ENCRYPT}')
+    method = '+'.join(parse_method(preprocessor.get('method', 'shuffle')))
+    pipeline_method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
+    block_size, pipeline_block_size = preprocessor.get('block_size', 4), settings[0].get('block_size', 4)
+    if (method, block_size) != (pipeline_method, pipeline_block_size):
+        problems.append(f'model.data_preprocessor encrypts with {method}, M = {block_size}, but the pipelines pad '
+                        f'for {pipeline_method}, M = {pipeline_block_size}')
     return problems
+
+
+def pipeline_encryption(cfg: Config) -> Config:
+    """A copy of a config whose pipelines encrypt, whatever it trained with.
+
+    Inference and the protection report feed images one by one and choose
+    the key per call; the network sees the same inputs either way.
+    """
+    cfg = copy.deepcopy(cfg)
+    preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
+    if transform_type(preprocessor) == DEVICE_PREPROCESSOR:
+        for name in ('method', 'block_size', 'key_file', 'channel_order'):
+            preprocessor.pop(name, None)
+        preprocessor['type'] = 'SegDataPreProcessor'
+    for _, pipeline in config_pipelines(cfg):
+        for transform in pipeline:
+            stages = transform.get('transforms', []) if transform_type(transform) == 'TestTimeAug' else [[transform]]
+            for step in (t for stage in stages for t in stage):
+                if transform_type(step) == ENCRYPT:
+                    step.pop('on_device', None)
+    return cfg
 
 
 def format_value(value, indent: int = 0) -> str:
@@ -316,9 +371,15 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
         variable = next((v for v, p in named.items() if override == {'pipeline': p}), None)
         text = f'dict(pipeline={variable})' if variable else format_value(override, 4)
         lines.append(f'{name} = dict(dataset={text})')
-    test_cfg = protected.get('model', {}).get('test_cfg')
+    model = {}
     if notes:
-        lines.append(f'model = dict(test_cfg={format_value(_plain(test_cfg))})')
+        model['test_cfg'] = _plain(protected.model.test_cfg)
+    preprocessor = protected.model.get('data_preprocessor') or {}
+    if transform_type(preprocessor) == DEVICE_PREPROCESSOR:
+        model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=preprocessor['method'],
+                                          block_size=preprocessor['block_size'], key_file=preprocessor['key_file'])
+    if model:
+        lines.append(f'model = {format_value(model)}')
     lines.append(f'custom_hooks = {format_value(_plain(protected.custom_hooks))}')
     return '\n'.join(lines) + '\n'
 

@@ -79,6 +79,10 @@ class BlockwiseEncrypt(BaseTransform):
             The key always refers to RGB. Defaults to ``'bgr'``.
         pad_val (int): image padding value. Defaults to 0.
         seg_pad_val (int): segmentation map padding value. Defaults to 255.
+        on_device (bool): pad and record only, leaving pixels plain: the
+            model's :class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`
+            encrypts the whole batch on its device, bit-identically.
+            Defaults to False.
     """
 
     def __init__(self,
@@ -87,7 +91,9 @@ class BlockwiseEncrypt(BaseTransform):
                  key_file: Optional[str] = None,
                  channel_order: str = 'bgr',
                  pad_val: int = 0,
-                 seg_pad_val: int = 255):
+                 seg_pad_val: int = 255,
+                 on_device: bool = False):
+        self.on_device = on_device
         self.method = '+'.join(parse_method(method))
         self.key_file = key_file
         self.channel_order = channel_order
@@ -101,9 +107,10 @@ class BlockwiseEncrypt(BaseTransform):
         return self.cipher.fingerprint
 
     def transform(self, results: dict) -> dict:
-        return encrypt_results(results, self.cipher, self.channel_order, self.pad_val, self.seg_pad_val)
+        return encrypt_results(results, None if self.on_device else self.cipher, self.channel_order, self.pad_val,
+                               self.seg_pad_val, self.block_size)
 
     def __repr__(self) -> str:
         # Names the key by its fingerprint only; the material never appears.
         return (f'{self.__class__.__name__}(method={self.method!r}, block_size={self.block_size}, '
-                f'key_file={self.key_file!r}, fingerprint={self.fingerprint!r})')
+                f'key_file={self.key_file!r}, fingerprint={self.fingerprint!r}, on_device={self.on_device})')

@@ -1,4 +1,4 @@
-from mmseg_keyprotect.benchmarks import benchmark_ciphers, median_ms
+from mmseg_keyprotect.benchmarks import benchmark_batch_encryption, benchmark_ciphers, median_ms
 
 
 def test_benchmark_rows_and_ratios_are_measured():
@@ -23,3 +23,11 @@ def test_training_benchmark_alternates_both_configs(tmp_path, key_file, shapes_r
                                 iterations=1, rounds=2, cfg_options=options, work_dir=str(tmp_path))
     assert [len(v) for v in result['times'].values()] == [2, 2]
     assert abs(result['ratio'] - result['medians']['protected'] / result['medians']['unprotected']) < 1e-12
+
+
+def test_batch_benchmark_times_both_paths():
+    rows = benchmark_batch_encryption(batch_size=2, size=32, methods=('shuffle', 'ffx'), repeats=3)
+    assert [row['method'] for row in rows] == ['shuffle', 'ffx']
+    for row in rows:
+        assert row['pipeline_ms'] > 0 and row['on_device_ms'] > 0 and row['device'] == 'cpu'
+        assert abs(row['ratio'] - row['on_device_ms'] / row['pipeline_ms']) < 1e-12

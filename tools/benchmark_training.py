@@ -21,10 +21,12 @@ def main():
     parser.add_argument('--block-size', type=int, default=4)
     parser.add_argument('--iterations', type=int, default=20, help='iterations per round')
     parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--on-device', action='store_true',
+                        help='protected twin encrypts batches on the model device (KeyProtectDataPreProcessor)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = parser.parse_args()
     result = benchmark_training(args.config, args.key_file, args.method, args.block_size, args.iterations,
-                                args.rounds, args.cfg_options)
+                                args.rounds, args.cfg_options, on_device=args.on_device)
     for name, values in result['times'].items():
         print(f'{name:<12} s/iteration per round: ' + ' '.join(f'{v:.4f}' for v in values)
               + f'   median {result["medians"][name]:.4f}')

@@ -21,6 +21,8 @@ def parse_args():
     parser.add_argument('--block-size', type=int, default=4, help='block size M')
     parser.add_argument('--key-file', help='write this key file path into the config (default: read at run time)')
     parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
+    parser.add_argument('--on-device', action='store_true',
+                        help='encrypt whole batches on the model device (KeyProtectDataPreProcessor)')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()
@@ -31,7 +33,8 @@ def main():
     output = Path(args.output)
     if output.exists() and not args.force:
         raise SystemExit(f'protect_config: {output} exists (use --force to overwrite)')
-    protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys)
+    protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
+                                      on_device=args.on_device)
     stock = args.config
     if not stock.startswith('mmseg::'):
         # Inherit by a path relative to the new file, so the pair can move together.

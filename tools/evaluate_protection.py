@@ -1,0 +1,54 @@
+"""Measure how strong a protected model's protection is: wrong keys, near keys, attacks.
+
+    python tools/evaluate_protection.py CONFIG CHECKPOINT --key-file KEY \
+        [--baseline BASELINE_CONFIG BASELINE_CHECKPOINT] [--num-wrong-keys 100] \
+        [--attack-sizes 10 100 10%] [--attack-iterations 300] [--quick]
+
+Writes protection_report.{json,md} and figures to --out-dir and prints the
+markdown. See mmseg_keyprotect/evaluation/protection_report.py for the sections.
+"""
+import argparse
+
+from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect.evaluation.learning_attacks import ATTACKS
+from mmseg_keyprotect.evaluation.protection_report import ATTACK_SIZES, evaluate_protection
+
+# --quick: a smoke run in a few minutes, too small for percentile claims.
+QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40)
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Protection report of a protected segmentation checkpoint')
+    parser.add_argument('config', help='protected config file')
+    parser.add_argument('checkpoint', help='protected checkpoint')
+    parser.add_argument('--key-file', help='key file (default: $KEYPROTECT_KEY_FILE)')
+    parser.add_argument('--baseline', nargs=2, metavar=('CONFIG', 'CHECKPOINT'),
+                        help='the same architecture trained without protection')
+    parser.add_argument('--out-dir', default='work_dirs/protection', help='where the report goes')
+    parser.add_argument('--num-wrong-keys', type=int, default=100, help='random wrong keys (>= 59 for a p95 claim)')
+    parser.add_argument('--attack-sizes', nargs='*', default=list(ATTACK_SIZES),
+                        help='labelled plain images k for the learning attacks: counts or shares (10%%); '
+                             'none to skip them')
+    parser.add_argument('--attack-iterations', type=int, default=300, help='training iterations per learning attack')
+    parser.add_argument('--attacks', nargs='+', default=list(ATTACKS), choices=ATTACKS, help='learning attacks to run')
+    parser.add_argument('--num-images', type=int, help='score on this many test images (default: all)')
+    parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    parser.add_argument('--seed', type=int, default=0, help='seed of image choices and attacks (not of keys)')
+    parser.add_argument('--quick', action='store_true',
+                        help='trim the budget: 20 wrong keys, k = 10 only, 40 attack iterations')
+    args = parser.parse_args()
+    budget = dict(num_wrong_keys=args.num_wrong_keys, attack_sizes=args.attack_sizes,
+                  attack_iterations=args.attack_iterations)
+    if args.quick:
+        budget.update(QUICK)
+    evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
+                        attacks=args.attacks, num_images=args.num_images, device=args.device, seed=args.seed,
+                        **budget)
+    print(open(f'{args.out_dir}/protection_report.md').read())
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'evaluate_protection: error: {error}')
