@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 
 from mmseg_keyprotect.data_preprocessor import KeyProtectDataPreProcessor
 from mmseg_keyprotect.keys import SecretKey, load_key
-from mmseg_keyprotect.protect import check_config, leaf_config_text, load_config, pipeline_encryption, protect_config
+from mmseg_keyprotect.protect import DEFAULT_META_KEYS, check_config, leaf_config_text, load_config, pipeline_encryption, protect_config
 from mmseg_keyprotect.runners import build_test_runner, build_train_runner
 
 REPO = Path(__file__).resolve().parents[1]
@@ -21,7 +21,7 @@ NORMALISE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bg
 def packed(images, key_file, method, block_size, on_device):
     pipeline = Compose([dict(type='BlockwiseEncrypt', method=method, block_size=block_size, key_file=key_file,
                              on_device=on_device),
-                        dict(type='PackSegInputs')])
+                        dict(type='PackSegInputs', meta_keys=DEFAULT_META_KEYS + ('padding_size',))])
     return [pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2],
                           gt_seg_map=np.ones(image.shape[:2], np.uint8), seg_fields=['gt_seg_map']))
             for image in images]

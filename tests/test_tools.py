@@ -207,3 +207,19 @@ def test_mmseg_own_train_and_test_tools_run_protected_configs(tmp_path, shapes_r
     result = run(tools / 'test.py', PROTECTED, tmp_path / 'iter_2.pth', '--work-dir', tmp_path / 'test',
                  *tiny_options(shapes_root), env=env)
     assert 'plain/mIoU' in result.stdout + result.stderr
+
+
+def test_evaluate_protection_tool(trained, tmp_path):
+    root = trained['data_root']
+    result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+                 '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
+                 '--attack-iterations', 1, '--attacks', 'adapter', '--cfg-options',
+                 f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}')
+    assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 (2) | 1 |' in result.stdout
+    assert 'wrong keys: 2/2' in result.stdout
+    report = json.loads((tmp_path / 'report' / 'protection_report.json').read_text())
+    assert report['known_plaintext'][0]['agreement']['positions'] == 1.0
+    bad = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+              '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+              f'test_dataloader.dataset.data_root={root}', check=False)
+    assert bad.returncode != 0 and "attack size 'ten'" in bad.stderr

@@ -9,6 +9,8 @@ markdown. See mmseg_keyprotect/evaluation/protection_report.py for the sections.
 """
 import argparse
 
+from mmengine.config import DictAction
+
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.evaluation.learning_attacks import ATTACKS
 from mmseg_keyprotect.evaluation.protection_report import ATTACK_SIZES, evaluate_protection
@@ -34,6 +36,7 @@ def main():
     parser.add_argument('--num-images', type=int, help='score on this many test images (default: all)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0, help='seed of image choices and attacks (not of keys)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--quick', action='store_true',
                         help='trim the budget: 20 wrong keys, k = 10 only, 40 attack iterations')
     args = parser.parse_args()
@@ -43,6 +46,7 @@ def main():
         budget.update(QUICK)
     evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
                         attacks=args.attacks, num_images=args.num_images, device=args.device, seed=args.seed,
+                        cfg_options=args.cfg_options,
                         **budget)
     print(open(f'{args.out_dir}/protection_report.md').read())
 

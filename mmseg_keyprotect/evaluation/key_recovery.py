@@ -127,33 +127,47 @@ def recover_known_plaintext(plain_images: Sequence[np.ndarray], encrypted_images
     plain = image_blocks(plain_images, block_size)
     cipher = image_blocks(encrypted_images, block_size)
     length = plain.shape[1]
-    source = np.zeros(length, np.int64)
-    xor = np.zeros(length, np.int64)
-    exact = np.zeros(length, bool)
+    scores = np.zeros((length, length))
+    inverted = np.zeros((length, length), bool)
     # Chunks bound memory at N x chunk x L booleans.
     chunk = max(1, int(2e7 // (len(plain) * length)))
     for start in range(0, length, chunk):
         columns = cipher[:, start:start + chunk, None]
         copies = (columns == plain[:, None, :]).mean(axis=0)
         inverts = (columns == 255 - plain[:, None, :]).mean(axis=0)
-        best = np.maximum(copies, inverts)
-        source[start:start + chunk] = best.argmax(axis=1)
-        xor[start:start + chunk] = np.where(inverts.max(axis=1) > copies.max(axis=1), 255, 0)
-        exact[start:start + chunk] = best.max(axis=1) == 1.0
-    ffx_positions = ~exact | (cipher > 255).any(axis=0)
+        scores[start:start + chunk] = np.maximum(copies, inverts)
+        inverted[start:start + chunk] = inverts > copies
+    ffx_positions = (scores.max(axis=1) < 1.0) | (cipher > 255).any(axis=0)
+    for position in np.flatnonzero(ffx_positions):
+        scores[position] = [_functional_score(plain[:, candidate], cipher[:, position]) for candidate in range(length)]
+    source = _greedy_assignment(scores)
+    xor = np.where(inverted[np.arange(length), source], 255, 0)
     info = dict(blocks=int(len(plain)))
     if not ffx_positions.any():
         return BlockCipher.from_map(source, xor, block_size), info
     table = np.full(256, -1, np.int64)
     for position in np.flatnonzero(ffx_positions):
-        outputs = cipher[:, position]
-        scores = [_functional_score(plain[:, candidate], outputs) for candidate in range(length)]
-        source[position] = int(np.argmax(scores))
-        xor[position] = _merge_table(table, plain[:, source[position]], outputs)
+        xor[position] = _merge_table(table, plain[:, source[position]], cipher[:, position])
     info['table_entries_seen'] = float(np.mean(table >= 0))
     unused = np.setdiff1d(np.arange(FFX_DOMAIN), table[table >= 0])
     table[table < 0] = unused[:int((table < 0).sum())]
     return BlockCipher.from_map(source, xor, block_size, ffx_positions, table), info
+
+
+def _greedy_assignment(scores: np.ndarray) -> np.ndarray:
+    """A permutation taking the best-scoring (output, input) pairs first.
+
+    Where the data cannot tell inputs apart (flat regions), ties are broken
+    arbitrarily but the result stays a permutation.
+    """
+    length = len(scores)
+    source = np.full(length, -1)
+    used = np.zeros(length, bool)
+    for flat in np.argsort(-scores, axis=None, kind='stable'):
+        output, candidate = divmod(int(flat), length)
+        if source[output] < 0 and not used[candidate]:
+            source[output], used[candidate] = candidate, True
+    return source
 
 
 def _functional_score(inputs: np.ndarray, outputs: np.ndarray) -> float:

@@ -68,13 +68,17 @@ def plain_dataset_config(cfg: Config, split: str) -> dict:
     return dataset
 
 
-def load_labelled_images(dataset_cfg: dict, count: Optional[int] = None, seed: int = 0) -> LabelledImages:
+def load_labelled_images(dataset_cfg: dict, count: Optional[int] = None, seed: int = 0,
+                         for_training: bool = False) -> LabelledImages:
     """Run a pipeline once and keep its images and labels in memory.
 
     Args:
         dataset_cfg (dict): a dataset config (see :func:`plain_dataset_config`).
         count (int, optional): keep this many images, drawn with ``seed``;
             all by default.
+        for_training (bool): resize labels to their images. Test pipelines
+            resize the image but score against the original label, as
+            ``tools/test.py`` does; training needs the two aligned.
     """
     dataset = DATASETS.build(dataset_cfg)
     indices = np.arange(len(dataset))
@@ -85,8 +89,7 @@ def load_labelled_images(dataset_cfg: dict, count: Optional[int] = None, seed: i
         item = dataset[int(index)]
         image, sample = item['inputs'], item['data_samples']
         label = sample.gt_sem_seg.data
-        if label.shape[-2:] != image.shape[-2:]:
-            # Test pipelines resize the image but score against the original label; training needs them aligned.
+        if for_training and label.shape[-2:] != image.shape[-2:]:
             label = F.interpolate(label[None].float(), size=image.shape[-2:], mode='nearest')[0].to(label.dtype)
             sample.gt_sem_seg = PixelData(data=label)
             sample.set_metainfo(dict(ori_shape=image.shape[-2:]))

@@ -31,6 +31,7 @@ from ..apis import ProtectedInferencer
 from ..ciphers import BlockCipher
 from ..errors import ConfigError
 from ..keys import SecretKey
+from ..protect import load_config
 from ..runners import use_key_file
 from .key_recovery import (estimate_flips, estimate_shuffle, find_ffx_positions, key_agreement, key_parts, near_key,
                            recover_known_plaintext)
@@ -80,12 +81,17 @@ class ProtectionEvaluation:
             subset); all by default.
         seed (int): seed of every random choice except wrong keys, which come
             from the OS.
+        cfg_options (dict, optional): config overrides, as ``--cfg-options``.
     """
 
     def __init__(self, config: Union[str, Config], checkpoint: str, key_file: Optional[str] = None,
-                 device: str = 'cpu', num_images: Optional[int] = None, seed: int = 0):
+                 device: str = 'cpu', num_images: Optional[int] = None, seed: int = 0,
+                 cfg_options: Optional[dict] = None):
         use_key_file(key_file)
-        self.inferencer = ProtectedInferencer(config, checkpoint, key_file=key_file, device=device)
+        cfg = load_config(config)
+        if cfg_options:
+            cfg.merge_from_dict(cfg_options)
+        self.inferencer = ProtectedInferencer(cfg, checkpoint, key_file=key_file, device=device)
         self.cfg = self.inferencer.model.cfg
         self.model = self.inferencer.model
         self.cipher: BlockCipher = self.inferencer.cipher
@@ -98,7 +104,7 @@ class ProtectionEvaluation:
     def train_data(self) -> LabelledImages:
         """The training split, plain, through the test pipeline (loaded on first use)."""
         if self._train_data is None:
-            self._train_data = load_labelled_images(plain_dataset_config(self.cfg, 'train'))
+            self._train_data = load_labelled_images(plain_dataset_config(self.cfg, 'train'), for_training=True)
         return self._train_data
 
     def miou(self, cipher: Optional[BlockCipher]) -> float:
@@ -187,7 +193,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         baseline: Optional[Tuple[str, str]] = None, num_wrong_keys: int = 100,
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
                         attacks: Sequence[str] = ATTACKS, num_images: Optional[int] = None,
-                        device: str = 'cpu', seed: int = 0) -> Dict:
+                        device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (JSON, markdown and figures).
 
     Args:
@@ -200,15 +206,17 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         attack_iterations (int): training iterations of each learning attack.
         attacks: which learning attacks to run.
         num_images (int, optional): test images scored (default all).
+        cfg_options (dict, optional): config overrides, as ``--cfg-options``.
 
     Returns:
         dict: the report, also written to ``out_dir/protection_report.json``.
     """
     started = time.time()
+    resolve_sizes(attack_sizes, 1)  # bad sizes fail now, not after the long sections
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')
-    evaluation = ProtectionEvaluation(config, checkpoint, key_file, device, num_images, seed)
+    evaluation = ProtectionEvaluation(config, checkpoint, key_file, device, num_images, seed, cfg_options)
     cipher = evaluation.cipher
     report = dict(config=str(config), checkpoint=str(checkpoint), method=evaluation.inferencer.method,
                   block_size=cipher.block_size, transform_fingerprint=cipher.fingerprint,
@@ -244,8 +252,6 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
 def _load_plain_model(config: str, checkpoint: str, device: str):
     from mmengine.runner import load_checkpoint
     from mmseg.apis import init_model
-
-    from ..protect import load_config
     model = init_model(load_config(config), None, device='cpu')
     meta = load_checkpoint(model, str(checkpoint), map_location='cpu', logger='silent').get('meta', {})
     if meta.get('dataset_meta'):
