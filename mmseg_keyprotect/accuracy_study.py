@@ -92,7 +92,8 @@ def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/
             protected_key = None if variant is None else key_file
             checkpoint = train(config, directory, protected_key, iterations, data_root, seed)
             metrics = evaluate(config, checkpoint, directory, protected_key, data_root, 0)
-            runs[seed] = dict(mIoU=metrics['mIoU'], plain_mIoU=metrics.get('plain/mIoU'))
+            runs[seed] = dict(mIoU=float(metrics['mIoU']), plain_mIoU=float(metrics['plain/mIoU'])
+                              if 'plain/mIoU' in metrics else None)
             _log(f'{name}, seed {seed}: mIoU {metrics["mIoU"]:.2f}')
         values = np.array([run['mIoU'] for run in runs.values()])
         rows.append(dict(method='none' if variant is None else variant[0],
