@@ -86,15 +86,17 @@ def key_agreement(estimate: BlockCipher, truth: BlockCipher) -> Dict[str, float]
         right input position and map every value 0..255 as the key does (1.0
         means the estimate encrypts exactly as the key); ``sources``, the
         fraction with the right input position; ``flips``, the fraction with
-        the right XOR; and ``table_entries``, the fraction of FFX table
-        entries right (when the key has FFX).
+        the right XOR; ``pixels``, the fraction that read the right pixel,
+        whatever its colour channel; and ``table_entries``, the fraction of
+        FFX table entries right (when the key has FFX).
     """
     if estimate.block_size != truth.block_size:
         raise KeyProtectError(f'block sizes differ: {estimate.block_size} and {truth.block_size}')
     sources = estimate.source == truth.source
     same_maps = (value_maps(estimate) == value_maps(truth)).all(axis=1)
     result = dict(positions=float(np.mean(sources & same_maps)), sources=float(np.mean(sources)),
-                  flips=float(np.mean(estimate.xor == truth.xor)))
+                  flips=float(np.mean(estimate.xor == truth.xor)),
+                  pixels=float(np.mean(estimate.source // 3 == truth.source // 3)))
     if truth.ffx_table is not None:
         table = estimate.ffx_table if estimate.ffx_table is not None else np.arange(256)
         result['table_entries'] = float(np.mean(table == truth.ffx_table))

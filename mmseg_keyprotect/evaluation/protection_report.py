@@ -212,7 +212,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         dict: the report, also written to ``out_dir/protection_report.json``.
     """
     started = time.time()
-    resolve_sizes(attack_sizes, 1)  # bad sizes fail now, not after the long sections
+    resolve_sizes(attack_sizes, 10 ** 9)  # a bad size fails now, not after the long sections
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')
@@ -302,10 +302,15 @@ def markdown_report(report: Dict, out_dir: Path) -> str:
               + (f' and {only["reference_images"]} unrelated plain images' if 'reference_images' in only else '')
               + f', {only["seconds"]:.1f} s.', '']
     if 'agreement' in only:
-        agreement = only['agreement']
-        lines.append(f'Shuffle positions right: {100 * agreement["sources"]:.1f}%; NP flips right: '
-                     f'{100 * agreement["flips"]:.1f}%; whole positions right: {100 * agreement["positions"]:.1f}%; '
-                     f'mIoU with the estimated key: {only["mIoU"]:.2f}.')
+        agreement, method = only['agreement'], report['method'].split('+')
+        parts = []
+        if 'shuffle' in method:
+            parts.append(f'shuffle positions right: {100 * agreement["sources"]:.1f}% (the right pixel, whatever '
+                         f'the channel: {100 * agreement["pixels"]:.1f}%)')
+        if 'np' in method:
+            parts.append(f'NP flips right: {100 * agreement["flips"]:.1f}%')
+        text = '; '.join(parts + [f'mIoU with the estimated key: {only["mIoU"]:.2f}.'])
+        lines.append(text[0].upper() + text[1:])
     if 'ffx_positions' in only:
         lines.append(f'FFX positions found: {only["ffx_positions"]["found"]}, '
                      f'{100 * only["ffx_positions"]["correct"]:.1f}% of positions classified right.')

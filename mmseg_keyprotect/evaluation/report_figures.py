@@ -47,7 +47,7 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
         kinds = list(dict.fromkeys(row['attack'] for row in attacks))
         figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.5), sharey=True, squeeze=False)
         for axis, kind in zip(axes[0], kinds):
-            for row in (r for r in attacks if r['attack'] == kind):
+            for row in sorted((r for r in attacks if r['attack'] == kind), key=lambda r: r['k']):
                 axis.plot([i for i, _ in row['curve']], [m for _, m in row['curve']], marker='o',
                           label=f'k = {row["k"]}')
             _reference_lines(axis, report)

@@ -129,7 +129,7 @@ def test_agreement_of_a_wrong_key_is_low():
     truth, other = (SecretKey.generate().cipher('shuffle', 4) for _ in range(2))
     agreement = key_agreement(other, truth)
     assert agreement['sources'] < 0.3 and agreement['positions'] < 0.3
-    assert key_agreement(truth, truth) == dict(positions=1.0, sources=1.0, flips=1.0)
+    assert key_agreement(truth, truth) == dict(positions=1.0, sources=1.0, flips=1.0, pixels=1.0)
 
 
 def test_from_map_round_trips_a_chain():
