@@ -15,11 +15,13 @@ to turn them into a working segmenter, each trained with the same budget:
     nothing stolen. An attack is worth something only above this floor.
 """
 import copy
+import logging
 import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
+from mmengine.logging import MMLogger
 from mmengine.optim import build_optim_wrapper
 from mmengine.structures import PixelData
 from mmseg.registry import MODELS
@@ -91,6 +93,17 @@ class BlockwiseAdapter(nn.Module):
         return self.unfold(self.mix(inputs))
 
 
+def _quietly(function, *args):
+    """Call ``function`` with MMEngine's logger at WARNING (the optimizer builder logs every parameter)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return function(*args)
+    finally:
+        logger.setLevel(level)
+
+
 def _flipped(sample):
     sample = sample.clone()
     sample.gt_sem_seg = PixelData(data=sample.gt_sem_seg.data.flip(-1))
@@ -154,7 +167,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
         configured = optim_cfg['optimizer'].get('lr', 1e-3)
         learning_rate = learning_rate or (configured / 10 if attack == 'fine_tune' else configured)
         optim_cfg['optimizer']['lr'] = learning_rate
-        optimizer = build_optim_wrapper(model, optim_cfg).optimizer
+        optimizer = _quietly(build_optim_wrapper, model, optim_cfg).optimizer
         trained = [p for p in model.parameters() if p.requires_grad]
     base_rates = [group['lr'] for group in optimizer.param_groups]
     curve = [[0, score(model, eval_data, adapter=adapter)]]
