@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
 from mmengine.config import Config
 
 from ..apis import ProtectedInferencer
@@ -243,7 +242,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         if attack_sizes and attacks else []
     report['minutes'] = (time.time() - started) / 60
     report['figures'] = [str(path) for path in write_figures(report, out_dir)]
-    (out_dir / 'protection_report.md').write_text(markdown_report(report, out_dir))
+    (out_dir / 'protection_report.md').write_text(markdown_report(report))
     (out_dir / 'protection_report.json').write_text(json.dumps(report, indent=2))
     _log(f'report written to {out_dir} in {report["minutes"]:.1f} minutes')
     return report
@@ -263,7 +262,7 @@ def _percent(value) -> str:
     return '-' if value is None else f'{value:.2f}'
 
 
-def markdown_report(report: Dict, out_dir: Path) -> str:
+def markdown_report(report: Dict) -> str:
     """The report as markdown: tables first, figures after."""
     lines = [f'# Protection report: {report["method"]}, M = {report["block_size"]}', '',
              f'`{report["checkpoint"]}` on {report["test_images"]} test images; transform fingerprint '
@@ -322,8 +321,9 @@ def markdown_report(report: Dict, out_dir: Path) -> str:
                   '| attack | k | iterations | trained parameters | seconds | mIoU at start | mIoU at end |',
                   '|---|---|---|---|---|---|---|']
         for row in attacks:
-            lines.append(f'| {row["attack"]} | {row["k"]} ({row["size"]}) | {row["iterations"]} | '
+            share = f' ({row["size"]})' if row['size'].endswith('%') else ''
+            lines.append(f'| {row["attack"]} | {row["k"]}{share} | {row["iterations"]} | '
                          f'{row["trained_parameters"]:,} | {row["seconds"]:.0f} | {row["curve"][0][1]:.2f} | '
                          f'{row["curve"][-1][1]:.2f} |')
-    lines += [''] + [f'![{Path(f).stem}]({Path(f).relative_to(out_dir)})' for f in report.get('figures', [])]
+    lines += [''] + [f'![{Path(f).stem}]({Path(f).name})' for f in report.get('figures', [])]
     return '\n'.join(lines) + '\n'
