@@ -1,5 +1,6 @@
 """The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
 import hmac
+from contextlib import nullcontext
 import secrets
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -161,13 +162,10 @@ class KeyProtectHook(Hook):
         preprocessor = getattr(model, 'module', model).data_preprocessor
         on_device = isinstance(preprocessor, KeyProtectDataPreProcessor)
         for name, cipher in self._conditions():
-            samples = _clone_samples(data_batch['data_samples'])
-            if on_device:  # the batch is still plain: the preprocessor encrypts, with the cipher we choose
-                with preprocessor.encrypting_with(cipher):
-                    batch = dict(inputs=data_batch['inputs'], data_samples=samples)
-                    outputs = step(batch)
-            else:
-                batch = dict(inputs=self._reencrypt(data_batch['inputs'], cipher), data_samples=samples)
+            # On the device path the batch is still plain and the preprocessor encrypts with the cipher we choose.
+            inputs = data_batch['inputs'] if on_device else self._reencrypt(data_batch['inputs'], cipher)
+            batch = dict(inputs=inputs, data_samples=_clone_samples(data_batch['data_samples']))
+            with preprocessor.encrypting_with(cipher) if on_device else nullcontext():
                 outputs = step(batch)
             self._evaluators[name].process(data_samples=outputs, data_batch=batch)
 
