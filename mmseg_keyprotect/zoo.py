@@ -15,9 +15,9 @@ from typing import Dict, List, Optional, Union
 import torch
 import yaml
 
+from .config.loading import plugin_config_dir
 from .errors import KeyProtectError
 
-REPO = Path(__file__).resolve().parents[1]
 # What a deployed checkpoint does not need: training state only.
 TRAINING_STATE = ('optimizer', 'message_hub', 'param_schedulers')
 
@@ -50,9 +50,10 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
 DEMO_METAFILE = Path('work_dirs/demo/metafile.yaml')
 
 
-def metafiles(root: Union[str, Path] = REPO / 'configs') -> List[Path]:
+def metafiles(root: Union[str, Path, None] = None) -> List[Path]:
     """The committed metafiles, and the one the demo writes for its own checkpoints."""
-    return sorted(Path(root).glob('*/metafile.yaml')) + ([DEMO_METAFILE] if DEMO_METAFILE.is_file() else [])
+    root = plugin_config_dir() if root is None else Path(root)
+    return sorted(root.glob('*/metafile.yaml')) + ([DEMO_METAFILE] if DEMO_METAFILE.is_file() else [])
 
 
 def write_readme(metafile: Union[str, Path]) -> Path:
@@ -71,8 +72,11 @@ def write_readme(metafile: Union[str, Path]) -> Path:
 
 
 def config_path(entry: Dict) -> str:
+    """The entry's config file: metafiles name it as ``configs/<algo>/<name>.py``."""
     path = Path(entry['Config'])
-    return str(path if path.is_absolute() or path.is_file() else REPO / path)
+    if path.is_absolute() or path.is_file():
+        return str(path)
+    return str(plugin_config_dir().joinpath(*path.parts[1:] if path.parts[0] == 'configs' else path.parts))
 
 
 def write_metafile(path: Union[str, Path], collection: str, models: List[Dict]) -> Path:
@@ -83,7 +87,7 @@ def write_metafile(path: Union[str, Path], collection: str, models: List[Dict]) 
     return path
 
 
-def load_entries(root: Union[str, Path] = REPO / 'configs') -> List[Dict]:
+def load_entries(root: Union[str, Path, None] = None) -> List[Dict]:
     entries = []
     for path in metafiles(root):
         document = yaml.safe_load(path.read_text()) or {}
@@ -92,7 +96,7 @@ def load_entries(root: Union[str, Path] = REPO / 'configs') -> List[Dict]:
     return entries
 
 
-def find_entry(name: str, root: Union[str, Path] = REPO / 'configs') -> Dict:
+def find_entry(name: str, root: Union[str, Path, None] = None) -> Dict:
     """The entry called ``name``; the demo's local metafile wins, as it describes the
     checkpoints this machine made."""
     for entry in reversed(load_entries(root)):
@@ -136,7 +140,8 @@ TABLE_METRICS = ('Unprotected mIoU', 'mIoU', 'Plain mIoU', 'Wrong-key mIoU mean'
 
 def markdown_table(entries: List[Dict]) -> str:
     """The mmseg-style README table of a collection's entries."""
-    lines = ['| Config | Dataset | Method | M | ' + ' | '.join(TABLE_METRICS) + ' | Key fingerprint | SHA256 | Status |',
+    header = ['Config', 'Dataset', 'Method', 'M', *TABLE_METRICS, 'Key fingerprint', 'SHA256', 'Status']
+    lines = ['| ' + ' | '.join(header) + ' |',
              '|' + '---|' * (7 + len(TABLE_METRICS))]
     for entry in entries:
         meta = entry.get('Metadata', {})

@@ -7,10 +7,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 # Importing the plugin registers its components; tests must fail, not skip, without the stack.
-import mmseg_keyprotect  # noqa: E402,F401
 from mmseg.utils import register_all_modules  # noqa: E402
 
-from mmseg_keyprotect.keys import write_random_key  # noqa: E402
+import mmseg_keyprotect  # noqa: E402,F401
+from mmseg_keyprotect.crypto.keys import write_random_key  # noqa: E402
 
 # Tests build pipelines with mmcv's Compose, which looks types up in the default scope.
 register_all_modules(init_default_scope=True)

@@ -5,8 +5,15 @@ import torch
 import yaml
 
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.zoo import (REPO, load_entries, markdown_table, metafiles, publish_checkpoint, sha256_of,
-                                  verify_checkpoint)
+from mmseg_keyprotect.zoo import (
+    REPO,
+    load_entries,
+    markdown_table,
+    metafiles,
+    publish_checkpoint,
+    sha256_of,
+    verify_checkpoint,
+)
 
 
 def test_publish_names_by_convention_and_drops_training_state(tmp_path):

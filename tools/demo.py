@@ -7,7 +7,7 @@ prints the table. --full adds shuffle at M = 2 and 8, np, ffx and shuffle+np.
 """
 import argparse
 
-from mmseg_keyprotect.demo import run_demo
+from experiments.demo import run_demo
 
 
 def main():

@@ -9,9 +9,9 @@ the chain has FFX.
 import argparse
 import sys
 
+from mmseg_keyprotect.apis import list_images, transform_files
+from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.images import list_images, transform_files
-from mmseg_keyprotect.keys import load_key
 
 
 def parse_args():

@@ -5,15 +5,16 @@
         [--attack-sizes 10 100 10%] [--attack-iterations 300] [--quick]
 
 Writes protection_report.{json,md} and figures to --out-dir and prints the
-markdown. See mmseg_keyprotect/evaluation/protection_report.py for the sections.
+markdown. docs/en/user_guides/protection_report.md describes the sections.
 """
 import argparse
 
 from mmengine.config import DictAction
 
+from experiments.report_rendering import write_report_files
+from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
+from mmseg_keyprotect.attacks.protection_report import ATTACK_SIZES, evaluate_protection
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.evaluation.learning_attacks import ATTACKS
-from mmseg_keyprotect.evaluation.protection_report import ATTACK_SIZES, evaluate_protection
 
 # --quick: a smoke run in a few minutes, too small for percentile claims.
 QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40)
@@ -44,11 +45,12 @@ def main():
                   attack_iterations=args.attack_iterations)
     if args.quick:
         budget.update(QUICK)
-    evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
+    report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
                         attacks=args.attacks, num_images=args.num_images, device=args.device, seed=args.seed,
                         cfg_options=args.cfg_options,
                         **budget)
-    print(open(f'{args.out_dir}/protection_report.md').read())
+    markdown = write_report_files(report, args.out_dir)[0]
+    print(markdown.read_text())
 
 
 if __name__ == '__main__':

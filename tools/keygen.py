@@ -12,9 +12,15 @@ import json
 import os
 import sys
 
+from mmseg_keyprotect.crypto.keys import (
+    PASSWORD_ENV,
+    export_arrays,
+    load_key,
+    write_legacy_key,
+    write_password_key,
+    write_random_key,
+)
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.keys import (PASSWORD_ENV, export_arrays, load_key, write_legacy_key, write_password_key,
-                                   write_random_key)
 
 
 def parse_args():

@@ -7,11 +7,9 @@ The key is not written into the config: train and test with --key-file
 (or $KEYPROTECT_KEY_FILE).
 """
 import argparse
-import os
-from pathlib import Path
 
+from mmseg_keyprotect.config import protect_config, write_leaf_config
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.protect import leaf_config_text, protect_config
 
 
 def parse_args():
@@ -30,17 +28,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    output = Path(args.output)
-    if output.exists() and not args.force:
-        raise SystemExit(f'protect_config: {output} exists (use --force to overwrite)')
     protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
                                       on_device=args.on_device)
-    stock = args.config
-    if not stock.startswith('mmseg::'):
-        # Inherit by a path relative to the new file, so the pair can move together.
-        stock = os.path.relpath(Path(stock).resolve(), output.resolve().parent)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(leaf_config_text(stock, protected, args.method, args.block_size, notes))
+    output = write_leaf_config(args.config, args.output, protected, args.method, args.block_size, notes,
+                               overwrite=args.force)
     for note in notes:
         print(f'changed: {note}')
     print(f'wrote {output}')

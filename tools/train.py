@@ -8,8 +8,8 @@ import os
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.apis import build_train_runner
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.runners import build_train_runner
 
 
 def parse_args():

@@ -9,8 +9,15 @@ import argparse
 
 from mmseg_keyprotect.apis import ProtectedInferencer, predict_folder
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect.zoo import (config_path, find_entry, load_entries, locate_checkpoint, metafiles,
-                                  verify_checkpoint, write_readme)
+from mmseg_keyprotect.zoo import (
+    config_path,
+    find_entry,
+    load_entries,
+    locate_checkpoint,
+    metafiles,
+    verify_checkpoint,
+    write_readme,
+)
 
 
 def show(value):

@@ -1,50 +1,17 @@
-# Protected variant of segformer_mit-b0_1xb8-1k_shapes-128x128.py: block-wise shuffle, M = 8.
-# Written by tools/protect_config.py. The key is read at run time from --key-file
-# (or $KEYPROTECT_KEY_FILE); this file holds no secret.
+# segformer_mit-b0_1xb8-1k_shapes-128x128, protected: block-wise shuffle, M = 8.
+# The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
 _base_ = ['segformer_mit-b0_1xb8-1k_shapes-128x128.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
-
-train_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='LoadAnnotations'),
-    dict(type='RandomResize', scale=(128, 128), ratio_range=(0.75, 1.5), keep_ratio=True),
-    dict(type='RandomCrop', crop_size=(128, 128), cat_max_ratio=0.75),
-    dict(type='RandomFlip', prob=0.5),
-    dict(type='PhotoMetricDistortion'),
-    dict(type='BlockwiseEncrypt', method='shuffle', block_size=8, key_file=None),
-    dict(
-        type='PackSegInputs',
-        meta_keys=(
-            'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
-            'flip', 'flip_direction', 'reduce_zero_label', 'padding_size'))]
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(128, 128), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='BlockwiseEncrypt', method='shuffle', block_size=8, key_file=None),
-    dict(
-        type='PackSegInputs',
-        meta_keys=(
-            'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor',
-            'flip', 'flip_direction', 'reduce_zero_label', 'padding_size'))]
-tta_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(
-        type='TestTimeAug',
-        transforms=[
-            [
-                dict(type='RandomFlip', prob=0.0, direction='horizontal'),
-                dict(type='RandomFlip', prob=1.0, direction='horizontal')],
-            [dict(type='LoadAnnotations')],
-            [dict(type='BlockwiseEncrypt', method='shuffle', block_size=8, key_file=None)],
-            [
-                dict(
-                    type='PackSegInputs',
-                    meta_keys=(
-                        'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape',
-                        'scale_factor', 'flip', 'flip_direction', 'reduce_zero_label',
-                        'padding_size'))]])]
+encrypt = dict(type='BlockwiseEncrypt', method='shuffle', block_size=8)
+meta_keys = (
+    'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
+    'flip_direction', 'reduce_zero_label', 'padding_size')
+train_pipeline = _base_.train_pipeline[:-1] + [encrypt, dict(_base_.train_pipeline[-1], meta_keys=meta_keys)]
+test_pipeline = _base_.test_pipeline[:-1] + [encrypt, dict(_base_.test_pipeline[-1], meta_keys=meta_keys)]
+tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
+    _base_.tta_pipeline[-1], transforms=_base_.tta_pipeline[-1].transforms[:-1] + [
+        [encrypt], [dict(_base_.tta_pipeline[-1].transforms[-1][0], meta_keys=meta_keys)]])]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

@@ -1,0 +1,18 @@
+"""How strong the protection really is: the protection report and the attacks it runs."""
+from .key_recovery import (
+                           estimate_flips,
+                           estimate_shuffle,
+                           find_ffx_positions,
+                           key_agreement,
+                           near_key,
+                           recover_known_plaintext,
+)
+from .learning_attacks import BlockwiseAdapter, train_attack
+from .metrics import IoUAccumulator, chance_levels, summarize
+from .protection_report import ProtectionEvaluation, evaluate_protection
+
+__all__ = [
+    'BlockwiseAdapter', 'IoUAccumulator', 'ProtectionEvaluation', 'chance_levels', 'estimate_flips',
+    'estimate_shuffle', 'evaluate_protection', 'find_ffx_positions', 'key_agreement', 'near_key',
+    'recover_known_plaintext', 'summarize', 'train_attack'
+]

@@ -1,0 +1,386 @@
+"""Attacks on the key itself: known plaintext, ciphertext-only estimation and near keys.
+
+Every attack returns a :class:`~mmseg_keyprotect.ciphers.BlockCipher` (the
+key as the attacker knows it), so its success is measured twice: how much of
+the key is right (:func:`key_agreement`) and what segmentation quality it
+buys (the protection report evaluates the model with it).
+
+All functions work on the key's own layout: an image is cut into M x M blocks
+and each block flattened to ``L = 3 * M * M`` values, (row, column, channel)
+with RGB channels fastest, as :mod:`mmseg_keyprotect.ciphers` defines.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, block_length
+from ..errors import ImageFormatError, KeyProtectError
+
+# Blocks beyond this many are subsampled: the statistics below are settled long before.
+MAX_BLOCKS = 4096
+
+
+def image_blocks(images: Sequence[np.ndarray], block_size: int, max_blocks: int = MAX_BLOCKS,
+                 seed: int = 0) -> np.ndarray:
+    """Stack the blocks of RGB images as rows of an ``N x L`` int16 array.
+
+    Args:
+        images (Sequence[np.ndarray]): HxWx3 RGB images (uint8, or int16 FFX
+            output), H and W multiples of ``block_size``.
+        block_size (int): M.
+        max_blocks (int): keep at most this many blocks (a seeded random
+            subset of the same rows for every call with the same images).
+        seed (int): seed of that subset.
+    """
+    rows = []
+    for index, image in enumerate(images):
+        image = np.asarray(image)
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ImageFormatError(f'image {index} has shape {image.shape}; expected HxWx3')
+        height, width = image.shape[:2]
+        if height % block_size or width % block_size:
+            raise ImageFormatError(f'image {index} is {height}x{width}, not a multiple of the block size {block_size}')
+        grid = image.reshape(height // block_size, block_size, width // block_size, block_size, 3)
+        rows.append(grid.transpose(0, 2, 1, 3, 4).reshape(-1, block_length(block_size)).astype(np.int16))
+    if not rows:
+        raise KeyProtectError('no images given')
+    blocks = np.concatenate(rows)
+    if len(blocks) > max_blocks:
+        blocks = blocks[np.sort(np.random.default_rng(seed).choice(len(blocks), max_blocks, replace=False))]
+    return blocks
+
+
+def neighbour_pairs(images: Sequence[np.ndarray], block_size: int, axis: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Every block with its neighbour: two ``N x L`` float arrays.
+
+    Args:
+        axis (int): 1 pairs each block with the one to its right, 0 with the
+            one below.
+    """
+    firsts, seconds = [], []
+    for image in images:
+        image = np.asarray(image)
+        rows, columns = image.shape[0] // block_size, image.shape[1] // block_size
+        grid = image.reshape(rows, block_size, columns, block_size, 3).transpose(0, 2, 1, 3, 4)
+        grid = grid.reshape(rows, columns, -1).astype(np.float32)
+        first, second = (grid[:-1], grid[1:]) if axis == 0 else (grid[:, :-1], grid[:, 1:])
+        firsts.append(first.reshape(-1, grid.shape[-1]))
+        seconds.append(second.reshape(-1, grid.shape[-1]))
+    return np.concatenate(firsts), np.concatenate(seconds)
+
+
+# ------------------------------------------------------------------ agreement
+def value_maps(cipher: BlockCipher) -> np.ndarray:
+    """``L x 256``: what each output position makes of each input value."""
+    values = np.arange(256)[None, :] ^ cipher.xor.astype(np.int64)[:, None]
+    if cipher.ffx_table is not None:
+        values = np.where(cipher.ffx_mask[:, None], cipher.ffx_table.astype(np.int64)[values], values)
+    return values
+
+
+def key_agreement(estimate: BlockCipher, truth: BlockCipher) -> Dict[str, float]:
+    """How much of a key an estimate gets right.
+
+    Returns:
+        dict: ``positions``, the fraction of output positions that read the
+        right input position and map every value 0..255 as the key does (1.0
+        means the estimate encrypts exactly as the key); ``sources``, the
+        fraction with the right input position; ``flips``, the fraction with
+        the right XOR; ``pixels``, the fraction that read the right pixel,
+        whatever its colour channel; and ``table_entries``, the fraction of
+        FFX table entries right (when the key has FFX).
+    """
+    if estimate.block_size != truth.block_size:
+        raise KeyProtectError(f'block sizes differ: {estimate.block_size} and {truth.block_size}')
+    sources = estimate.source == truth.source
+    same_maps = (value_maps(estimate) == value_maps(truth)).all(axis=1)
+    result = dict(positions=float(np.mean(sources & same_maps)), sources=float(np.mean(sources)),
+                  flips=float(np.mean(estimate.xor == truth.xor)),
+                  pixels=float(np.mean(estimate.source // 3 == truth.source // 3)))
+    if truth.ffx_table is not None:
+        table = estimate.ffx_table if estimate.ffx_table is not None else np.arange(256)
+        result['table_entries'] = float(np.mean(table == truth.ffx_table))
+    return result
+
+
+# ------------------------------------------------------------ known plaintext
+def recover_known_plaintext(plain_images: Sequence[np.ndarray], encrypted_images: Sequence[np.ndarray],
+                            block_size: int) -> Tuple[BlockCipher, Dict[str, float]]:
+    """Recover a key from plain/encrypted image pairs.
+
+    Every block of a pair is a known plaintext under the same key. An output
+    position that copies (or inverts) an input position matches it on every
+    block; an FFX position is a one-to-one function of its input position,
+    and all FFX positions share one table.
+
+    Args:
+        plain_images (Sequence[np.ndarray]): HxWx3 uint8 RGB images.
+        encrypted_images (Sequence[np.ndarray]): the same images encrypted
+            (uint8, or int16 for FFX).
+        block_size (int): M (public: it is in the config).
+
+    Returns:
+        tuple: the recovered cipher, and ``dict(blocks=, table_entries_seen=)``
+        (FFX table entries that no block showed cannot be recovered; they
+        are filled with unused outputs).
+    """
+    if len(plain_images) != len(encrypted_images):
+        raise KeyProtectError(f'{len(plain_images)} plain images but {len(encrypted_images)} encrypted ones')
+    plain = image_blocks(plain_images, block_size)
+    cipher = image_blocks(encrypted_images, block_size)
+    length = plain.shape[1]
+    scores = np.zeros((length, length))
+    inverted = np.zeros((length, length), bool)
+    # Chunks bound memory at N x chunk x L booleans.
+    chunk = max(1, int(2e7 // (len(plain) * length)))
+    for start in range(0, length, chunk):
+        columns = cipher[:, start:start + chunk, None]
+        copies = (columns == plain[:, None, :]).mean(axis=0)
+        inverts = (columns == 255 - plain[:, None, :]).mean(axis=0)
+        scores[start:start + chunk] = np.maximum(copies, inverts)
+        inverted[start:start + chunk] = inverts > copies
+    ffx_positions = (scores.max(axis=1) < 1.0) | (cipher > 255).any(axis=0)
+    for position in np.flatnonzero(ffx_positions):
+        scores[position] = [_functional_score(plain[:, candidate], cipher[:, position]) for candidate in range(length)]
+    source = _greedy_assignment(scores)
+    xor = np.where(inverted[np.arange(length), source], 255, 0)
+    info = dict(blocks=int(len(plain)))
+    if not ffx_positions.any():
+        return BlockCipher.from_map(source, xor, block_size), info
+    table = np.full(256, -1, np.int64)
+    for position in np.flatnonzero(ffx_positions):
+        xor[position] = _merge_table(table, plain[:, source[position]], cipher[:, position])
+    info['table_entries_seen'] = float(np.mean(table >= 0))
+    unused = np.setdiff1d(np.arange(FFX_DOMAIN), table[table >= 0])
+    table[table < 0] = unused[:int((table < 0).sum())]
+    return BlockCipher.from_map(source, xor, block_size, ffx_positions, table), info
+
+
+def _greedy_assignment(scores: np.ndarray) -> np.ndarray:
+    """A permutation taking the best-scoring (output, input) pairs first.
+
+    Where the data cannot tell inputs apart (flat regions), ties are broken
+    arbitrarily but the result stays a permutation.
+    """
+    length = len(scores)
+    source = np.full(length, -1)
+    used = np.zeros(length, bool)
+    for flat in np.argsort(-scores, axis=None, kind='stable'):
+        output, candidate = divmod(int(flat), length)
+        if source[output] < 0 and not used[candidate]:
+            source[output], used[candidate] = candidate, True
+    return source
+
+
+def _functional_score(inputs: np.ndarray, outputs: np.ndarray) -> float:
+    """1.0 when ``outputs`` is a one-to-one function of ``inputs`` on these samples."""
+    pairs = len(np.unique(inputs.astype(np.int64) * FFX_DOMAIN + outputs))
+    return (len(np.unique(inputs)) + len(np.unique(outputs))) / (2 * pairs)
+
+
+def _merge_table(table: np.ndarray, inputs: np.ndarray, outputs: np.ndarray) -> int:
+    """Add observed ``table[input ^ xor] = output`` pairs; return the XOR (0 or 255) that agrees best."""
+    def conflicts(xor):
+        known = table[inputs ^ xor]
+        return int(((known >= 0) & (known != outputs)).sum())
+    xor = 0 if conflicts(0) <= conflicts(255) else 255
+    table[inputs ^ xor] = outputs
+    return xor
+
+
+# ------------------------------------------------------------ ciphertext only
+def find_ffx_positions(encrypted_images: Sequence[np.ndarray], block_size: int) -> np.ndarray:
+    """Positions whose values leave 0..255: the FFX positions (bool, length L).
+
+    FFX outputs range over 0..999, so a position whose value ever exceeds 255
+    is encrypted with FFX; with a few hundred blocks every FFX position shows
+    such a value.
+    """
+    return (image_blocks(encrypted_images, block_size) > 255).any(axis=0)
+
+
+def estimate_flips(encrypted_images: Sequence[np.ndarray], block_size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """Estimate the NP flips from encrypted images alone.
+
+    Plain values in a block are positively correlated (neighbouring pixels,
+    and the channels of one pixel); flipping position i negates its
+    correlations, so the correlation of positions i and j has the sign of
+    ``s_i * s_j``. Signs are assigned greedily: each step takes the position
+    most strongly tied to those already signed, so weakly correlated groups
+    (say, two colour channels) are linked through a third.
+
+    Returns:
+        tuple: two candidate XOR vectors (0/255), the second the complement of
+        the first. Statistics cannot tell them apart; an attacker holding the
+        model tries both.
+    """
+    blocks = image_blocks(encrypted_images, block_size).astype(np.float64)
+    correlation = np.nan_to_num(np.corrcoef(blocks, rowvar=False))
+    np.fill_diagonal(correlation, 0.0)
+    signs = np.zeros(len(correlation))
+    signs[0] = 1.0
+    for _ in range(len(correlation) - 1):
+        pull = correlation @ signs
+        pull[signs != 0] = 0.0
+        position = int(np.argmax(np.abs(pull)))
+        signs[position] = 1.0 if pull[position] >= 0 else -1.0
+    candidate = np.where(signs > 0, 0, 255)
+    return candidate, 255 - candidate
+
+
+def position_statistics(images: Sequence[np.ndarray], block_size: int) -> List[np.ndarray]:
+    """Correlations of block positions: within a block, and with the right and lower neighbours.
+
+    Returns three ``L x L`` matrices: ``[within, right, below]``, where
+    ``right[i, j]`` correlates position i of a block with position j of the
+    block to its right.
+    """
+    within = image_blocks(images, block_size).astype(np.float64)
+    return [_cross_correlation(within, within), _cross_correlation(*neighbour_pairs(images, block_size, 1)),
+            _cross_correlation(*neighbour_pairs(images, block_size, 0))]
+
+
+def _cross_correlation(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    # A shuffle keeps each block's mean, so removing it loses nothing the key hides, and leaves
+    # the local structure (near pixels alike, far ones not) that pins positions down.
+    left = left - left.mean(1, keepdims=True)
+    right = right - right.mean(1, keepdims=True)
+    left = (left - left.mean(0)) / (left.std(0) + 1e-6)
+    right = (right - right.mean(0)) / (right.std(0) + 1e-6)
+    return left.T @ right / len(left)
+
+
+def estimate_shuffle(encrypted_images: Sequence[np.ndarray], reference_images: Sequence[np.ndarray],
+                     block_size: int, xor: Optional[np.ndarray] = None, restarts: int = 8,
+                     seed: int = 0) -> np.ndarray:
+    """Estimate the shuffle from encrypted images and unrelated plain images.
+
+    The attacker measures how block positions correlate in the ciphertexts,
+    within a block and across neighbouring blocks, and how they correlate in
+    any plain images of the same kind (``reference_images``, public data).
+    The permutation that best maps one onto the other solves a quadratic
+    assignment problem, searched here by pairwise swaps from random starts.
+    Cross-block correlations break the symmetries of the square, which the
+    within-block ones alone cannot.
+
+    Args:
+        encrypted_images (Sequence[np.ndarray]): HxWx3 RGB ciphertexts.
+        reference_images (Sequence[np.ndarray]): HxWx3 RGB plain images, not
+            the plaintexts of ``encrypted_images``.
+        block_size (int): M.
+        xor (np.ndarray, optional): estimated flips to undo first (from
+            :func:`estimate_flips`; either candidate works, as a global
+            complement leaves correlations unchanged).
+        restarts (int): random starts; the best end point wins.
+
+    Returns:
+        np.ndarray: the estimated composite ``source`` (length L).
+    """
+    if xor is not None:
+        encrypted_images = [np.asarray(image).astype(np.int16) ^ _layout_xor(xor, image.shape, block_size)
+                            for image in encrypted_images]
+    observed = position_statistics(encrypted_images, block_size)
+    expected = position_statistics(reference_images, block_size)
+    rng = np.random.default_rng(seed)
+    best, best_score = None, -np.inf
+    for _ in range(max(1, restarts)):
+        source, score = _swap_search(observed, expected, rng.permutation(len(observed[0])))
+        if score > best_score:
+            best, best_score = source, score
+    return best
+
+
+def _layout_xor(xor: np.ndarray, shape: Tuple[int, ...], block_size: int) -> np.ndarray:
+    """A per-block XOR vector tiled over an HxWx3 image."""
+    block = np.asarray(xor, np.int16).reshape(block_size, block_size, 3)
+    return np.tile(block, (shape[0] // block_size, shape[1] // block_size, 1))
+
+
+def _assignment_score(observed: List[np.ndarray], expected: List[np.ndarray], source: np.ndarray) -> float:
+    return float(sum((o * e[np.ix_(source, source)]).sum() for o, e in zip(observed, expected)))
+
+
+def _swap_gains(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """``gains[a, b]``: exact change of ``sum_ij observed[i, j] * expected[i, j]`` when a and b swap.
+
+    ``expected`` is already permuted. Rows a and b and columns a and b change;
+    the sums over them come from two matrix products, and the four entries
+    where a swapped row meets a swapped column are corrected separately.
+    """
+    a, b = observed, expected
+    a_diag, b_diag = np.diag(a), np.diag(b)
+    gains = np.zeros_like(a)
+    for left, right in ((a, b.T), (a.T, b)):  # rows, then columns
+        product = left @ right
+        diagonal = np.diag(product)
+        gains += product + product.T - diagonal[:, None] - diagonal[None, :]
+    gains -= (a_diag[:, None] - a.T) * (b.T - b_diag[:, None]) + (a - a_diag[None, :]) * (b_diag[None, :] - b)
+    gains -= (a_diag[:, None] - a) * (b - b_diag[:, None]) + (a.T - a_diag[None, :]) * (b_diag[None, :] - b.T)
+    gains += (a_diag[:, None] - a_diag[None, :]) * (b_diag[None, :] - b_diag[:, None])
+    gains += (a - a.T) * (b.T - b)
+    return gains
+
+
+def _swap_search(observed: List[np.ndarray], expected: List[np.ndarray], source: np.ndarray,
+                 max_rounds: int = 100000) -> Tuple[np.ndarray, float]:
+    """Steepest-ascent pairwise swaps on ``sum_m sum_ij observed_m[i, j] * expected_m[source_i, source_j]``."""
+    source = source.copy()
+    for _ in range(max_rounds):
+        gains = sum(_swap_gains(o, e[np.ix_(source, source)]) for o, e in zip(observed, expected))
+        a, b = np.unravel_index(np.argmax(gains), gains.shape)
+        if gains[a, b] <= 1e-9:
+            break
+        source[[a, b]] = source[[b, a]]
+    return source, _assignment_score(observed, expected, source)
+
+
+# ------------------------------------------------------------------ near keys
+def near_key(truth: BlockCipher, part: str, fraction: float, rng: np.random.Generator) -> BlockCipher:
+    """The key with ``fraction`` of one part right and the rest wrong.
+
+    Args:
+        truth (BlockCipher): the real key.
+        part (str): ``'sources'`` (shuffle positions), ``'flips'`` (NP bits)
+            or ``'table_entries'`` (FFX table entries).
+        fraction (float): 0..1, the share of that part left right; the other
+            parts stay right.
+        rng (np.random.Generator): which entries go wrong.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise KeyProtectError(f'fraction must be in 0..1, got {fraction}')
+    source, xor = truth.source.copy(), truth.xor.astype(np.int64)
+    table = None if truth.ffx_table is None else truth.ffx_table.astype(np.int64)
+    if part == 'sources':
+        _derange(source, rng, round((1 - fraction) * len(source)))
+    elif part == 'flips':
+        wrong = rng.choice(len(xor), round((1 - fraction) * len(xor)), replace=False)
+        xor[wrong] ^= 255
+    elif part == 'table_entries':
+        if table is None:
+            raise KeyProtectError('this key has no FFX table')
+        _derange(table, rng, round((1 - fraction) * len(table)))
+    else:
+        raise KeyProtectError(f"part must be 'sources', 'flips' or 'table_entries', got {part!r}")
+    return BlockCipher.from_map(source, xor, truth.block_size, truth.ffx_mask, table)
+
+
+def _derange(values: np.ndarray, rng: np.random.Generator, count: int) -> None:
+    """Make ``count`` entries wrong in place by rotating them among themselves."""
+    if count == 1:
+        count = 2  # one entry cannot move alone
+    if count < 2:
+        return
+    chosen = rng.choice(len(values), count, replace=False)
+    values[chosen] = values[np.roll(chosen, 1)]
+
+
+def key_parts(cipher: BlockCipher) -> List[str]:
+    """The parts of a key that :func:`near_key` can vary for this cipher's method."""
+    parts = []
+    if not np.array_equal(cipher.source, np.arange(cipher.length)):
+        parts.append('sources')
+    if cipher.xor.any():
+        parts.append('flips')
+    if cipher.ffx_table is not None:
+        parts.append('table_entries')
+    return parts

@@ -1,0 +1,207 @@
+"""Attacks that learn from k labelled plain images: adapter, fine-tuning, and the from-scratch floor.
+
+A thief holds the protected weights and k labelled plain images. Three ways
+to turn them into a working segmenter, each trained with the same budget:
+
+``adapter``
+    A block-wise linear layer (kernel = stride = M, 3M^2 channels in and out)
+    in front of the frozen stolen model. SHF and NP act on each block as one
+    affine map, so this layer can represent the key exactly; it starts as the
+    identity (the model on plain images) and learns the rest.
+``fine_tune``
+    All weights of the stolen model, trained on plain images.
+``scratch``
+    The same architecture from its initial weights: what k images buy with
+    nothing stolen. An attack is worth something only above this floor.
+"""
+import copy
+import logging
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.logging import MMLogger
+from mmengine.optim import build_optim_wrapper
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from torch import nn
+
+from ..crypto.ciphers import BlockCipher
+from ..errors import ConfigError
+from .labelled_images import LabelledImages, score
+
+ATTACKS = ('adapter', 'fine_tune', 'scratch')
+
+
+class BlockwiseAdapter(nn.Module):
+    """A learnable affine map applied to every M x M block of a normalised image.
+
+    Args:
+        block_size (int): M.
+        channels (int): image channels. Defaults to 3.
+    """
+
+    def __init__(self, block_size: int, channels: int = 3):
+        super().__init__()
+        self.block_size = block_size
+        self.mix = nn.Conv2d(channels, channels * block_size ** 2, block_size, stride=block_size)
+        self.unfold = nn.PixelShuffle(block_size)
+        self.reset_to_identity()
+
+    def reset_to_identity(self) -> None:
+        """Output = input: the attack starts from the model on plain images."""
+        size = self.block_size
+        weight = torch.zeros_like(self.mix.weight)
+        for channel in range(self.mix.in_channels):
+            for row in range(size):
+                for column in range(size):
+                    weight[(channel * size + row) * size + column, channel, row, column] = 1.0
+        with torch.no_grad():
+            self.mix.weight.copy_(weight)
+            self.mix.bias.zero_()
+
+    @classmethod
+    def from_cipher(cls, cipher: BlockCipher, mean: Sequence[float], std: Sequence[float]) -> 'BlockwiseAdapter':
+        """The adapter that encrypts exactly: normalised plain RGB in, normalised encrypted RGB out.
+
+        Exists for SHF, NP and their chains (affine per block); FFX is a
+        lookup table, which no affine map represents.
+        """
+        if cipher.ffx_table is not None:
+            raise ConfigError('FFX is not affine: no adapter represents it exactly')
+        size = cipher.block_size
+        adapter = cls(size)
+        weight = torch.zeros_like(adapter.mix.weight)
+        bias = torch.zeros_like(adapter.mix.bias)
+        for output in range(cipher.length):
+            row, column, channel = output // (3 * size), output // 3 % size, output % 3
+            source = int(cipher.source[output])
+            source_row, source_column, source_channel = source // (3 * size), source // 3 % size, source % 3
+            out = (channel * size + row) * size + column
+            sign = -1.0 if cipher.xor[output] else 1.0
+            # encrypted = sign * plain + (255 if flipped), with plain = x * std + mean on both sides.
+            weight[out, source_channel, source_row, source_column] = sign * std[source_channel] / std[channel]
+            offset = 255.0 if cipher.xor[output] else 0.0
+            bias[out] = (offset + sign * mean[source_channel] - mean[channel]) / std[channel]
+        with torch.no_grad():
+            adapter.mix.weight.copy_(weight)
+            adapter.mix.bias.copy_(bias)
+        return adapter
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.unfold(self.mix(inputs))
+
+
+def _quietly(function, *args):
+    """Call ``function`` with MMEngine's logger at WARNING (the optimizer builder logs every parameter)."""
+    logger = MMLogger.get_current_instance()
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        return function(*args)
+    finally:
+        logger.setLevel(level)
+
+
+def _flipped(sample):
+    sample = sample.clone()
+    sample.gt_sem_seg = PixelData(data=sample.gt_sem_seg.data.flip(-1))
+    return sample
+
+
+def _learning_rate_factor(iteration: int, iterations: int) -> float:
+    """Linear warm-up over the first 10%, then linear decay to zero."""
+    warmup = max(1, iterations // 10)
+    if iteration < warmup:
+        return (iteration + 1) / warmup
+    return max(0.0, (iterations - iteration) / max(1, iterations - warmup))
+
+
+def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: dict, train_data: LabelledImages,
+                 eval_data: LabelledImages, iterations: int, eval_points: Sequence[int], block_size: int,
+                 learning_rate: Optional[float] = None, batch_size: int = 8, seed: int = 0,
+                 log: Callable[[str], None] = print) -> Dict:
+    """Train one attack on ``train_data`` and score it on ``eval_data`` (plain images) along the way.
+
+    Args:
+        attack (str): ``'adapter'``, ``'fine_tune'`` or ``'scratch'``.
+        stolen_model: the protected segmentor (left unchanged).
+        model_cfg (dict): ``cfg.model``, to build the from-scratch model.
+        optim_wrapper_cfg (dict): the config's optimizer (``fine_tune`` and
+            ``scratch``; the adapter uses AdamW).
+        iterations (int): training iterations.
+        eval_points (Sequence[int]): iterations after which to score.
+        learning_rate (float, optional): default 1e-3 for the adapter, the
+            config's rate for ``scratch`` and a tenth of it for ``fine_tune``.
+
+    Returns:
+        dict: ``curve`` ([iteration, mIoU] pairs, iteration 0 included),
+        ``seconds``, ``trained_parameters``, ``learning_rate``.
+    """
+    if attack not in ATTACKS:
+        raise ConfigError(f'unknown attack {attack!r}; expected one of {ATTACKS}')
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    adapter = None
+    if attack == 'adapter':
+        model = stolen_model
+        for parameter in model.parameters():
+            parameter.requires_grad_(False)
+        adapter = BlockwiseAdapter(block_size).to(next(model.parameters()).device)
+        learning_rate = learning_rate or 1e-3
+        optimizer = torch.optim.AdamW(adapter.parameters(), lr=learning_rate, weight_decay=0.0)
+        trained = list(adapter.parameters())
+    else:
+        if attack == 'fine_tune':
+            model = copy.deepcopy(stolen_model)
+        else:
+            model = MODELS.build(copy.deepcopy(model_cfg))
+            model.init_weights()
+            model.dataset_meta = stolen_model.dataset_meta
+            model.to(next(stolen_model.parameters()).device)
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+        optim_cfg = copy.deepcopy(optim_wrapper_cfg)
+        optim_cfg.setdefault('optimizer', {})
+        configured = optim_cfg['optimizer'].get('lr', 1e-3)
+        learning_rate = learning_rate or (configured / 10 if attack == 'fine_tune' else configured)
+        optim_cfg['optimizer']['lr'] = learning_rate
+        optimizer = _quietly(build_optim_wrapper, model, optim_cfg).optimizer
+        trained = [p for p in model.parameters() if p.requires_grad]
+    base_rates = [group['lr'] for group in optimizer.param_groups]
+    curve = [[0, score(model, eval_data, adapter=adapter)]]
+    started = time.perf_counter()
+    batch_size = min(batch_size, len(train_data))
+    for iteration in range(iterations):
+        # Frozen model: eval mode keeps its normalisation statistics; the others train as usual.
+        model.train(attack != 'adapter')
+        factor = _learning_rate_factor(iteration, iterations)
+        for group, base in zip(optimizer.param_groups, base_rates):
+            group['lr'] = base * factor
+        chosen = rng.choice(len(train_data), batch_size, replace=False)
+        flips = rng.random(batch_size) < 0.5
+        images = [train_data.images[i].flip(-1) if flip else train_data.images[i] for i, flip in zip(chosen, flips)]
+        samples = [_flipped(train_data.samples[i]) if flip else train_data.samples[i].clone()
+                   for i, flip in zip(chosen, flips)]
+        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+        inputs = data['inputs'] if adapter is None else adapter(data['inputs'])
+        loss, _ = model.parse_losses(model.loss(inputs, data['data_samples']))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if iteration + 1 in eval_points:
+            curve.append([iteration + 1, score(model, eval_data, adapter=adapter)])
+            log(f'{attack}, k = {len(train_data)}: iteration {iteration + 1}/{iterations}, '
+                f'loss {loss.item():.3f}, mIoU {curve[-1][1]:.2f}')
+    if attack == 'adapter':
+        for parameter in model.parameters():
+            parameter.requires_grad_(True)
+    return dict(attack=attack, k=len(train_data), curve=curve, seconds=time.perf_counter() - started,
+                trained_parameters=int(sum(p.numel() for p in trained)), learning_rate=learning_rate,
+                iterations=iterations, batch_size=batch_size)
+
+
+def evaluation_points(iterations: int, count: int = 4) -> List[int]:
+    """``count`` evenly spaced iterations ending at ``iterations``."""
+    return sorted({max(1, round(iterations * (i + 1) / count)) for i in range(count)})

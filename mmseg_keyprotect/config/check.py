@@ -1,0 +1,118 @@
+"""Checking that a protected config keeps the block grid aligned everywhere."""
+import copy
+from typing import List
+
+from mmengine.config import Config
+
+from ..crypto.ciphers import parse_method
+from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
+from .pipelines import (
+    DEFAULT_META_KEYS,
+    DEVICE_PREPROCESSOR,
+    ENCRYPT,
+    PACK,
+    config_pipelines,
+    encrypt_settings,
+    transform_type,
+)
+
+
+def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> List[str]:
+    """Problems with where BlockwiseEncrypt sits in one pipeline (and, with
+    ``padding_record``, whether PackSegInputs keeps the block padding)."""
+    problems = []
+    names = [transform_type(t) for t in pipeline]
+    if 'TestTimeAug' in names:
+        transform = pipeline[names.index('TestTimeAug')]
+        stage_names = [[transform_type(t) for t in stage] for stage in transform['transforms']]
+        flat = [ENCRYPT if ENCRYPT in stage else PACK if PACK in stage else 'other' for stage in stage_names]
+        where, names = f'{where} (TestTimeAug stages)', flat
+        packs = [t for stage in transform['transforms'] for t in stage if transform_type(t) == PACK]
+    else:
+        packs = [t for t in pipeline if transform_type(t) == PACK]
+    if ENCRYPT not in names:
+        return [f'{where}: no {ENCRYPT} step (images would reach the network unencrypted)']
+    position = names.index(ENCRYPT)
+    after = [n for n in names[position + 1:] if n != PACK]
+    if after:
+        problems.append(f'{where}: {after} run after {ENCRYPT}; anything that resizes, crops, flips, pads or '
+                        f'changes pixel values must come before it (put it right before {PACK})')
+    for pack in packs if padding_record else []:
+        if PADDING_META_KEY not in tuple(pack.get('meta_keys', DEFAULT_META_KEYS)):
+            problems.append(f'{where}: {PACK}.meta_keys lacks "{PADDING_META_KEY}", so block padding of images '
+                            'whose size is not a multiple of the block size would not be cropped off predictions')
+    return problems
+
+
+def check_config(cfg: Config, padding_record: bool = True) -> List[str]:
+    """Every alignment problem of a protected config, as messages (empty if fine)."""
+    problems = []
+    for where, pipeline in config_pipelines(cfg):
+        problems += check_pipeline(pipeline, where, padding_record)
+    settings = encrypt_settings(cfg)
+    block_sizes = {t.get('block_size', 4) for t in settings}
+    methods = {'+'.join(parse_method(t.get('method', 'shuffle'))) for t in settings}
+    if len(block_sizes) > 1 or len(methods) > 1:
+        problems.append(f'pipelines disagree on the cipher: methods {sorted(methods)}, block sizes '
+                        f'{sorted(block_sizes)}; train and test must use the same one')
+    test_cfg = cfg.get('model', {}).get('test_cfg') or {}
+    if block_sizes and test_cfg.get('mode') == 'slide':
+        block_size = min(block_sizes)
+        for setting in ('crop_size', 'stride'):
+            value = test_cfg.get(setting)
+            pair = (value, value) if isinstance(value, int) else tuple(value)
+            if any(v % block_size for v in pair):
+                problems.append(f'model.test_cfg.{setting} = {value} is not a multiple of the block size '
+                                f'{block_size}: slide windows would not start on block boundaries')
+    preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
+    if settings and preprocessor.get('test_cfg'):
+        problems.append(f'model.data_preprocessor.test_cfg pads at test time and overwrites {PADDING_META_KEY}')
+    return problems + _device_problems(settings, preprocessor)
+
+
+def _device_problems(settings: List[dict], preprocessor: dict) -> List[str]:
+    """Pipelines and data preprocessor must agree on who encrypts: exactly one of them."""
+    on_device = {bool(t.get('on_device', False)) for t in settings}
+    kind = transform_type(preprocessor) if preprocessor else 'SegDataPreProcessor'
+    if kind != DEVICE_PREPROCESSOR:
+        if True in on_device:
+            return [f'{ENCRYPT}(on_device=True) leaves images plain, but model.data_preprocessor is {kind}: '
+                    f'set its type to {DEVICE_PREPROCESSOR} with the same method and block_size']
+        return []
+    if not settings:
+        return [f'model.data_preprocessor is {DEVICE_PREPROCESSOR}, but no pipeline has a {ENCRYPT} step '
+                '(with on_device=True) to pad images to whole blocks']
+    problems = []
+    if False in on_device:
+        problems.append(f'model.data_preprocessor ({DEVICE_PREPROCESSOR}) encrypts, and so does a pipeline\'s '
+                        f'{ENCRYPT}: images would be encrypted twice; set on_device=True in every {ENCRYPT}')
+    method = '+'.join(parse_method(preprocessor.get('method', 'shuffle')))
+    pipeline_method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
+    block_size, pipeline_block_size = preprocessor.get('block_size', 4), settings[0].get('block_size', 4)
+    if (method, block_size) != (pipeline_method, pipeline_block_size):
+        problems.append(f'model.data_preprocessor encrypts with {method}, M = {block_size}, but the pipelines pad '
+                        f'for {pipeline_method}, M = {pipeline_block_size}')
+    return problems
+
+
+def pipeline_encryption(cfg: Config) -> Config:
+    """A copy of a config whose pipelines encrypt, whatever it trained with.
+
+    Inference and the protection report feed images one by one and choose
+    the key per call; the network sees the same inputs either way.
+    """
+    cfg = copy.deepcopy(cfg)
+    preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
+    if transform_type(preprocessor) == DEVICE_PREPROCESSOR:
+        for name in ('method', 'block_size', 'key_file', 'channel_order'):
+            preprocessor.pop(name, None)
+        preprocessor['type'] = 'SegDataPreProcessor'
+    for _, pipeline in config_pipelines(cfg):
+        for transform in pipeline:
+            stages = transform.get('transforms', []) if transform_type(transform) == 'TestTimeAug' else [[transform]]
+            for step in (t for stage in stages for t in stage):
+                if transform_type(step) == ENCRYPT:
+                    step.pop('on_device', None)
+    return cfg
+
+

@@ -1,0 +1,54 @@
+"""Where the pipelines of a config are, and what they hold."""
+from typing import Iterator, List, Tuple
+
+from mmengine.config import Config
+
+ENCRYPT = 'BlockwiseEncrypt'
+PACK = 'PackSegInputs'
+HOOK = 'KeyProtectHook'
+DEVICE_PREPROCESSOR = 'KeyProtectDataPreProcessor'
+PLUGIN = 'mmseg_keyprotect'
+DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
+                     'flip_direction', 'reduce_zero_label')
+DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
+
+
+def transform_type(transform) -> str:
+    kind = transform.get('type') if isinstance(transform, dict) else None
+    return kind.__name__ if isinstance(kind, type) else str(kind).split('.')[-1]
+
+
+def dataset_pipelines(dataset: dict, where: str) -> Iterator[Tuple[str, list]]:
+    """Yield ``(location, pipeline)`` for a dataset config and any it wraps."""
+    if not isinstance(dataset, dict):
+        return
+    if 'pipeline' in dataset:
+        yield f'{where}.pipeline', dataset['pipeline']
+    if isinstance(dataset.get('dataset'), dict):
+        yield from dataset_pipelines(dataset['dataset'], f'{where}.dataset')
+    for index, inner in enumerate(dataset.get('datasets') or []):
+        yield from dataset_pipelines(inner, f'{where}.datasets[{index}]')
+
+
+def config_pipelines(cfg: Config) -> Iterator[Tuple[str, list]]:
+    """Every pipeline that a run builds: the dataloaders' and ``tta_pipeline``."""
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if isinstance(loader, dict):
+            yield from dataset_pipelines(loader.get('dataset'), f'{name}.dataset')
+    if cfg.get('tta_pipeline') is not None:
+        yield 'tta_pipeline', cfg.tta_pipeline
+
+
+def encrypt_settings(cfg: Config) -> List[dict]:
+    """All BlockwiseEncrypt settings found in the config's pipelines."""
+    found = []
+    for _, pipeline in config_pipelines(cfg):
+        for transform in pipeline:
+            if transform_type(transform) == ENCRYPT:
+                found.append(transform)
+            for stage in transform.get('transforms', []) if transform_type(transform) == 'TestTimeAug' else []:
+                found.extend(t for t in stage if transform_type(t) == ENCRYPT)
+    return found
+
+

@@ -1,0 +1,162 @@
+"""Turn a stock MMSegmentation config into a protected one.
+
+The block grid must line up with what the network sees at every stage:
+:class:`~mmseg_keyprotect.datasets.transforms.BlockwiseEncrypt` goes last
+before ``PackSegInputs`` in every pipeline (including the dataloaders' copies
+and each TTA branch), ``PackSegInputs`` keeps the block-padding record, and
+slide-inference windows start on block boundaries.
+"""
+import copy
+import re
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+from mmengine.config import Config
+
+from ..crypto.ciphers import check_block_size, parse_method
+from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
+from ..errors import ConfigError
+from .check import check_config
+from .loading import load_config
+from .pipelines import (
+    DATALOADERS,
+    DEFAULT_META_KEYS,
+    DEVICE_PREPROCESSOR,
+    ENCRYPT,
+    HOOK,
+    PACK,
+    PLUGIN,
+    dataset_pipelines,
+    transform_type,
+)
+
+
+def _with_padding_key(pack: dict) -> dict:
+    pack = copy.deepcopy(pack)
+    keys = tuple(pack.get('meta_keys', DEFAULT_META_KEYS))
+    if PADDING_META_KEY not in keys:
+        pack['meta_keys'] = keys + (PADDING_META_KEY,)
+    return pack
+
+
+def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> list:
+    """Return a copy of ``pipeline`` with ``encrypt`` right before PackSegInputs.
+
+    Handles ``TestTimeAug`` (the transform becomes its own stage before the
+    PackSegInputs stage). An existing BlockwiseEncrypt is replaced.
+
+    Raises:
+        ConfigError: if the pipeline has no PackSegInputs to anchor on.
+    """
+    result, anchored = [], False
+    for transform in pipeline:
+        kind = transform_type(transform)
+        if kind == ENCRYPT:
+            continue
+        if kind == 'TestTimeAug':
+            stages = [[t for t in stage if transform_type(t) != ENCRYPT] for stage in transform['transforms']]
+            stages = [stage for stage in stages if stage]
+            packs = [i for i, stage in enumerate(stages) if any(transform_type(t) == PACK for t in stage)]
+            if not packs:
+                raise ConfigError(f'{where}: TestTimeAug has no PackSegInputs stage to put {ENCRYPT} before')
+            stages[packs[0]] = [_with_padding_key(t) if transform_type(t) == PACK else t for t in stages[packs[0]]]
+            stages.insert(packs[0], [copy.deepcopy(encrypt)])
+            transform = {**transform, 'transforms': stages}
+            anchored = True
+        elif kind == PACK:
+            result.append(copy.deepcopy(encrypt))
+            transform = _with_padding_key(transform)
+            anchored = True
+        result.append(transform)
+    if not anchored:
+        raise ConfigError(f'{where} has no PackSegInputs step; {ENCRYPT} must run right before it')
+    return result
+
+
+def _set_pipeline(dataset: dict, location: str, pipeline: list) -> None:
+    node = dataset
+    for part in re.findall(r'\.(\w+)(?:\[(\d+)\])?', location)[1:-1]:
+        name, index = part
+        node = node[name] if not index else node[name][int(index)]
+    node['pipeline'] = pipeline
+
+
+def _multiple_of(value, block_size: int, setting: str, notes: List[str]):
+    """Round a size (int or pair) down to a multiple of M, noting any change."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    rounded = tuple(max(block_size, v // block_size * block_size) for v in pair)
+    if rounded != pair:
+        notes.append(f'{setting}: {tuple(pair)} -> {rounded} (slide windows must start on {block_size}-pixel '
+                     'block boundaries, or a window of an encrypted image is not the encryption of that window)')
+    return rounded if not isinstance(value, int) else rounded[0] if rounded[0] == rounded[1] else rounded
+
+
+def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block_size: int = 4,
+                   key_file: Optional[str] = None, num_wrong_keys: int = 2,
+                   evaluate_plain: bool = True, on_device: bool = False) -> Tuple[Config, List[str]]:
+    """Protect a stock config: encryption in every pipeline, aligned inference, the hook.
+
+    Args:
+        cfg (Config | str | Path): the stock config or its path
+            (``mmseg::pspnet/...py`` works).
+        method (str): cipher method or chain, e.g. ``'shuffle'``, ``'shuffle+np'``.
+        block_size (int): block side M.
+        key_file (str, optional): key file path to write into the config;
+            ``None`` (recommended) reads ``$KEYPROTECT_KEY_FILE`` at run time.
+        num_wrong_keys (int): random wrong keys the hook evaluates.
+        evaluate_plain (bool): whether the hook evaluates plain images.
+        on_device (bool): encrypt whole batches on the model's device
+            (:class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`);
+            the pipelines then only pad to whole blocks.
+
+    Returns:
+        tuple[Config, list[str]]: the protected config and notes on every
+        setting that was changed to keep blocks aligned.
+
+    Raises:
+        ConfigError: when the config cannot be protected (which setting, why).
+    """
+    cfg = copy.deepcopy(load_config(cfg))
+    block_size = check_block_size(block_size)
+    encrypt = dict(type=ENCRYPT, method='+'.join(parse_method(method)), block_size=block_size)
+    if key_file is not None:
+        encrypt['key_file'] = key_file
+    if on_device:
+        encrypt['on_device'] = True
+    notes: List[str] = []
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if isinstance(loader, dict):
+            for location, pipeline in list(dataset_pipelines(loader.get('dataset'), f'{name}.dataset')):
+                _set_pipeline(loader['dataset'], location, protect_pipeline(pipeline, encrypt, location))
+    for name in ('train_pipeline', 'test_pipeline', 'tta_pipeline'):
+        if cfg.get(name) is not None:
+            cfg[name] = protect_pipeline(cfg[name], encrypt, name)
+
+    preprocessor = cfg.get('model', {}).get('data_preprocessor') or cfg.get('data_preprocessor') or {}
+    if preprocessor.get('test_cfg'):
+        raise ConfigError('model.data_preprocessor.test_cfg pads images at test time and then overwrites the '
+                          f'block-padding record ({PADDING_META_KEY}); remove it (BlockwiseEncrypt already pads '
+                          'to a multiple of the block size)')
+    if on_device:
+        cfg.model.data_preprocessor = dict(preprocessor, type=DEVICE_PREPROCESSOR, method=encrypt['method'],
+                                           block_size=block_size)
+        if key_file is not None:
+            cfg.model.data_preprocessor['key_file'] = key_file
+    test_cfg = cfg.get('model', {}).get('test_cfg') or {}
+    if test_cfg.get('mode') == 'slide':
+        test_cfg['crop_size'] = _multiple_of(test_cfg['crop_size'], block_size, 'model.test_cfg.crop_size', notes)
+        test_cfg['stride'] = _multiple_of(test_cfg['stride'], block_size, 'model.test_cfg.stride', notes)
+
+    imports = cfg.get('custom_imports') or dict(imports=[], allow_failed_imports=False)
+    if PLUGIN not in imports['imports']:
+        imports['imports'] = list(imports['imports']) + [PLUGIN]
+    cfg['custom_imports'] = imports
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if transform_type(h) != HOOK]
+    cfg['custom_hooks'] = hooks + [dict(type=HOOK, num_wrong_keys=num_wrong_keys, evaluate_plain=evaluate_plain)]
+    problems = check_config(cfg)
+    if problems:
+        raise ConfigError('the protected config is still misaligned:\n  ' + '\n  '.join(problems))
+    return cfg, notes
+
+

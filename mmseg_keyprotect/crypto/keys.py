@@ -1,0 +1,413 @@
+"""Key files, sub-key derivation and fingerprints.
+
+A key file is a small JSON document, written with mode 0600. Three kinds exist:
+
+``random`` (the default)
+    256 bits from the OS (:func:`secrets.token_bytes`), stored base64.
+``password``
+    No secret is stored: the file holds a random salt and scrypt parameters,
+    and the 256-bit key material is ``scrypt(password, salt)``. The password
+    comes from an environment variable or a prompt, never a command line.
+``legacy``
+    An integer seed and FFX password as used by the published code
+    (``torch.manual_seed(seed); torch.randperm(L)``; the NP/FFX mask is
+    ``permutation > L / 2``). For re-running papers only: the key space
+    collapses to the seed, so loading one warns.
+
+Exported explicit arrays (``tools/keygen.py --export``) are accepted as keys
+too: the JSON holds the concrete permutation, mask and FFX table for one block
+size, for interoperating with other implementations.
+
+Sub-keys (random and password keys) are derived with HMAC-SHA256 in counter
+mode (NIST SP 800-108) from ``PRK = HMAC-SHA256(b"mmseg-keyprotect/v1",
+material)``; the label names the method, block size, position in the chain
+and purpose, for example ``b"shuffle/M=4/step=0/permutation"``. Permutations are
+an unbiased Fisher-Yates shuffle driven by that stream (rejection sampling of
+32-bit big-endian integers); masks set exactly ``L // 2`` positions, chosen by
+such a permutation; the FFX password is 32 hex digits of the stream. Nothing
+depends on numpy or torch random generators, so a key file gives the same
+transform on every machine and version (pinned by tests/data vectors).
+"""
+import base64
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+import sys
+import warnings
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import KeyFileError
+from .ciphers import (
+    FFX,
+    BlockCipher,
+    NegativePositive,
+    Shuffle,
+    Step,
+    block_length,
+    check_block_size,
+    ffx_table,
+    parse_method,
+)
+
+KEY_FORMAT = 'mmseg-keyprotect-key'
+ARRAYS_FORMAT = 'mmseg-keyprotect-arrays'
+FORMAT_VERSION = 1
+PASSWORD_ENV = 'KEYPROTECT_PASSWORD'
+KEY_FILE_ENV = 'KEYPROTECT_KEY_FILE'
+MATERIAL_BYTES = 32
+SCRYPT_DEFAULTS = dict(n=2**17, r=8, p=1)  # about 0.5 s and 128 MiB per derivation
+
+
+class KeyStream:
+    """Deterministic byte stream: HMAC-SHA256(PRK, label || counter), counter = 0, 1, ..."""
+
+    def __init__(self, prk: bytes, label: str):
+        self._prk, self._label = prk, label.encode()
+        self._counter, self._buffer = 0, b''
+
+    def read(self, count: int) -> bytes:
+        while len(self._buffer) < count:
+            block = hmac.new(self._prk, self._label + self._counter.to_bytes(4, 'big'), hashlib.sha256).digest()
+            self._buffer += block
+            self._counter += 1
+        out, self._buffer = self._buffer[:count], self._buffer[count:]
+        return out
+
+    def below(self, bound: int) -> int:
+        """Uniform integer in ``[0, bound)`` by rejection sampling (no modulo bias)."""
+        limit = (2**32 // bound) * bound
+        while True:
+            value = int.from_bytes(self.read(4), 'big')
+            if value < limit:
+                return value % bound
+
+    def permutation(self, length: int) -> np.ndarray:
+        """Fisher-Yates: for i = L-1 .. 1 swap a[i] with a[j], j uniform in [0, i]."""
+        order = list(range(length))
+        for i in range(length - 1, 0, -1):
+            j = self.below(i + 1)
+            order[i], order[j] = order[j], order[i]
+        return np.array(order, dtype=np.int64)
+
+
+def half_mask(permutation: np.ndarray) -> np.ndarray:
+    """Mask with ones at the positions named by the first ``L // 2`` entries."""
+    mask = np.zeros(len(permutation), dtype=np.int64)
+    mask[permutation[:len(permutation) // 2]] = 1
+    return mask
+
+
+class Key:
+    """Base class: something that yields the concrete arrays of each step."""
+
+    source: str = '<memory>'
+
+    def step(self, method: str, block_size: int, index: int) -> Step:
+        raise NotImplementedError
+
+    def cipher(self, method: Union[str, Sequence[str]], block_size: int) -> BlockCipher:
+        """Build the :class:`BlockCipher` for a method chain at block size M."""
+        block_size = check_block_size(block_size)
+        names = parse_method(method)
+        return BlockCipher([self.step(name, block_size, index) for index, name in enumerate(names)], block_size)
+
+    @property
+    def fingerprint(self) -> str:
+        raise NotImplementedError
+
+
+class SecretKey(Key):
+    """256-bit key material (random or from a password)."""
+
+    def __init__(self, material: bytes, source: str = '<memory>'):
+        if len(material) != MATERIAL_BYTES:
+            raise KeyFileError(f'{source}: key material must be {MATERIAL_BYTES} bytes, got {len(material)}')
+        self._prk = hmac.new(b'mmseg-keyprotect/v1', material, hashlib.sha256).digest()
+        self._fingerprint = hmac.new(material, b'mmseg-keyprotect/fingerprint', hashlib.sha256).hexdigest()[:16]
+        self.source = source
+
+    @classmethod
+    def generate(cls) -> 'SecretKey':
+        return cls(secrets.token_bytes(MATERIAL_BYTES))
+
+    @property
+    def fingerprint(self) -> str:
+        """First 8 bytes of HMAC(material, "mmseg-keyprotect/fingerprint"), hex."""
+        return self._fingerprint
+
+    def stream(self, label: str) -> KeyStream:
+        return KeyStream(self._prk, label)
+
+    def step(self, method: str, block_size: int, index: int) -> Step:
+        length = block_length(block_size)
+        label = f'{method}/M={block_size}/step={index}'
+        if method == 'shuffle':
+            return Shuffle(self.stream(label + '/permutation').permutation(length))
+        mask = half_mask(self.stream(label + '/mask').permutation(length)).astype(bool)
+        if method == 'np':
+            return NegativePositive(mask)
+        return FFX(mask, ffx_table(self.ffx_password(block_size, index)))
+
+    def ffx_password(self, block_size: int, index: int) -> bytes:
+        return self.stream(f'ffx/M={block_size}/step={index}/password').read(16).hex().encode()
+
+    def __repr__(self):  # never show material
+        return f'SecretKey(fingerprint={self.fingerprint}, source={self.source!r})'
+
+
+class LegacyKey(Key):
+    """Keys of the published code: a torch-seeded permutation and a password.
+
+    Every step of a chain uses the same seeded permutation, as the published
+    code re-seeds in each transform.
+    """
+
+    def __init__(self, seed: int, password: str = 'password', source: str = '<memory>'):
+        self.seed, self.password, self.source = int(seed), password, source
+
+    def _permutation(self, length: int) -> np.ndarray:
+        import torch
+        generator = torch.Generator().manual_seed(self.seed)
+        return torch.randperm(length, generator=generator).numpy().astype(np.int64)
+
+    def step(self, method: str, block_size: int, index: int) -> Step:
+        length = block_length(block_size)
+        permutation = self._permutation(length)
+        if method == 'shuffle':
+            return Shuffle(permutation)
+        mask = permutation > length / 2
+        if method == 'np':
+            return NegativePositive(mask)
+        return FFX(mask, ffx_table(self.password.encode()))
+
+    @property
+    def fingerprint(self) -> str:
+        text = f'legacy/{self.seed}/{self.password}'.encode()
+        return hashlib.sha256(b'mmseg-keyprotect/legacy-fingerprint/' + text).hexdigest()[:16]
+
+    def __repr__(self):
+        return f'LegacyKey(fingerprint={self.fingerprint}, source={self.source!r})'
+
+
+class ArrayKey(Key):
+    """Explicit per-block arrays for one block size (the ``--export`` format)."""
+
+    def __init__(self, block_size: int, steps: Sequence[dict], source: str = '<memory>'):
+        self.block_size, self.source = check_block_size(block_size), source
+        self.entries = [dict(entry) for entry in steps]
+        length = block_length(self.block_size)
+        self._steps = []
+        for number, entry in enumerate(self.entries):
+            method = entry.get('method')
+            try:
+                if method == 'shuffle':
+                    self._steps.append(Shuffle.checked(entry['permutation'], length))
+                elif method == 'np':
+                    self._steps.append(NegativePositive.checked(entry['mask'], length))
+                elif method == 'ffx':
+                    self._steps.append(FFX.checked(entry['mask'], entry['ffx_table'], length))
+                else:
+                    raise KeyFileError(f'{source}: step {number} has unknown method {method!r}')
+            except KeyError as missing:
+                raise KeyFileError(f'{source}: step {number} ({method}) lacks the array {missing}') from None
+            except ValueError as error:
+                raise KeyFileError(f'{source}: step {number} ({method}): {error}') from None
+
+    @property
+    def methods(self):
+        return tuple(entry['method'] for entry in self.entries)
+
+    def step(self, method: str, block_size: int, index: int) -> Step:
+        if block_size != self.block_size:
+            raise KeyFileError(f'{self.source} holds arrays for block size {self.block_size}, not {block_size}')
+        if index >= len(self._steps) or self.entries[index]['method'] != method:
+            raise KeyFileError(f'{self.source} holds arrays for the chain {"+".join(self.methods)}; '
+                               f'step {index} "{method}" is not in it')
+        return self._steps[index]
+
+    def cipher(self, method, block_size):
+        if len(parse_method(method)) != len(self._steps):
+            raise KeyFileError(f'{self.source} holds arrays for the chain {"+".join(self.methods)}, '
+                               f'not {"+".join(parse_method(method))}')
+        return super().cipher(method, block_size)
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cipher(self.methods, self.block_size).fingerprint
+
+
+# ------------------------------------------------------------------ key files
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode('ascii')
+
+
+def _write_private(path: Union[str, Path], document: dict, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise KeyFileError(f'{path} exists; refusing to overwrite a key file (delete it first)')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+    with os.fdopen(os.open(path, flags, 0o600), 'w') as handle:
+        json.dump(document, handle, indent=2)
+        handle.write('\n')
+    os.chmod(path, 0o600)
+    return path
+
+
+def write_random_key(path, overwrite: bool = False) -> SecretKey:
+    """Write a new random key file (mode 0600) and return its key."""
+    material = secrets.token_bytes(MATERIAL_BYTES)
+    key = SecretKey(material, str(path))
+    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='random',
+                              material=_b64(material), fingerprint=key.fingerprint), overwrite)
+    return key
+
+
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return hashlib.scrypt(password.encode('utf-8'), salt=salt, n=n, r=r, p=p,
+                          maxmem=256 * n * r + 2**20, dklen=MATERIAL_BYTES)
+
+
+def write_password_key(path, password: str, overwrite: bool = False, **scrypt_params) -> SecretKey:
+    """Write a password key file: salt and scrypt parameters, no secret."""
+    if not password:
+        raise KeyFileError('the password is empty')
+    params = {**SCRYPT_DEFAULTS, **scrypt_params}
+    salt = secrets.token_bytes(16)
+    key = SecretKey(_scrypt(password, salt, **params), str(path))
+    kdf = dict(name='scrypt', salt=_b64(salt), **params)
+    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='password', kdf=kdf,
+                              fingerprint=key.fingerprint), overwrite)
+    return key
+
+
+def write_legacy_key(path, seed: int, password: str, overwrite: bool = False) -> LegacyKey:
+    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='legacy', seed=int(seed),
+                              password=password), overwrite)
+    return LegacyKey(seed, password, str(path))
+
+
+def export_arrays(key: Key, method, block_size: int) -> dict:
+    """The concrete per-block arrays of ``method`` at block size M, as JSON-able dict.
+
+    Arrays are in (row, column, channel) order, RGB, length ``3*M*M``.
+    """
+    cipher = key.cipher(method, block_size)
+    steps = []
+    for name, step in zip(parse_method(method), cipher.steps):
+        entry = dict(method=name)
+        if isinstance(step, Shuffle):
+            entry['permutation'] = step.permutation.tolist()
+        else:
+            entry['mask'] = step.mask.astype(int).tolist()
+        if isinstance(step, FFX):
+            entry['ffx_table'] = step.table.astype(int).tolist()
+        steps.append(entry)
+    document = dict(format=ARRAYS_FORMAT, version=FORMAT_VERSION, block_size=block_size,
+                    layout='(row, column, channel), channel fastest, RGB', fingerprint=cipher.fingerprint)
+    if len(steps) == 1:
+        document.update(steps[0])
+    else:
+        document['steps'] = steps
+    return document
+
+
+def password_from_environment(variable: str = PASSWORD_ENV, what: str = 'key file') -> str:
+    password = os.environ.get(variable)
+    if password:
+        return password
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(f'Password for {what}: ')
+    raise KeyFileError(f'{what} is password-protected: set {variable} or run interactively to be prompted')
+
+
+def _require(document: dict, field: str, path: str):
+    if field not in document:
+        raise KeyFileError(f'{path}: the key file lacks the field "{field}"')
+    return document[field]
+
+
+def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None,
+             password_env: str = PASSWORD_ENV, warn_permissions: bool = True) -> Key:
+    """Load any key file: random, password, legacy or exported arrays.
+
+    Args:
+        path (str | Path | None): the key file; ``None`` reads the path from
+            the environment variable ``KEYPROTECT_KEY_FILE``.
+        password (str | None): for password key files; otherwise read from
+            ``password_env`` or a prompt.
+        password_env (str): environment variable holding the password.
+        warn_permissions (bool): warn when the file is readable by group or
+            others.
+
+    Raises:
+        KeyFileError: naming the file and what is wrong with it.
+    """
+    if path is None:
+        path = os.environ.get(KEY_FILE_ENV)
+        if not path:
+            raise KeyFileError(f'no key file given, and the environment variable {KEY_FILE_ENV} is not set')
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise KeyFileError(f'key file {path} does not exist' if not path.exists() else f'{path} is not a file')
+    mode = path.stat().st_mode
+    if warn_permissions and mode & (stat.S_IRWXG | stat.S_IRWXO):
+        warnings.warn(f'key file {path} is readable by group or others (mode {oct(mode & 0o777)}); '
+                      f'restrict it with: chmod 600 {path}', stacklevel=2)
+    try:
+        document = json.loads(path.read_text(encoding='utf-8'))
+    except UnicodeDecodeError:
+        raise KeyFileError(f'{path} is not a mmseg-keyprotect key file (binary content)') from None
+    except json.JSONDecodeError as error:
+        raise KeyFileError(f'{path} is not a valid key file: it is truncated or not JSON ({error.msg} '
+                           f'at line {error.lineno})') from None
+    if not isinstance(document, dict) or document.get('format') not in (KEY_FORMAT, ARRAYS_FORMAT):
+        raise KeyFileError(f'{path} is not a mmseg-keyprotect key file (no "format": "{KEY_FORMAT}")')
+    version = document.get('version')
+    if not isinstance(version, int) or version < 1:
+        raise KeyFileError(f'{path}: invalid format version {version!r}')
+    if version > FORMAT_VERSION:
+        raise KeyFileError(f'{path} has key format version {version}; this mmseg-keyprotect reads versions '
+                           f'up to {FORMAT_VERSION}: upgrade mmseg-keyprotect')
+    source = str(path)
+    if document['format'] == ARRAYS_FORMAT:
+        steps = document.get('steps') or [{k: v for k, v in document.items()
+                                           if k in ('method', 'permutation', 'mask', 'ffx_table')}]
+        return ArrayKey(_require(document, 'block_size', source), steps, source)
+    kind = _require(document, 'kind', source)
+    if kind == 'random':
+        encoded = _require(document, 'material', source)
+        try:
+            material = base64.b64decode(encoded, validate=True)
+        except (ValueError, TypeError):
+            raise KeyFileError(f'{path}: "material" is not valid base64') from None
+        key = SecretKey(material, source)
+    elif kind == 'password':
+        kdf = _require(document, 'kdf', source)
+        if kdf.get('name') != 'scrypt':
+            raise KeyFileError(f'{path}: unsupported KDF {kdf.get("name")!r} (expected "scrypt")')
+        if password is None:
+            password = password_from_environment(password_env, f'key file {path}')
+        key = SecretKey(_scrypt(password, base64.b64decode(kdf['salt']), kdf['n'], kdf['r'], kdf['p']), source)
+        if not hmac.compare_digest(key.fingerprint, str(_require(document, 'fingerprint', source))):
+            raise KeyFileError(f'wrong password for key file {path}')
+        return key
+    elif kind == 'legacy':
+        warnings.warn(f'{path} is a legacy (published-code) key: the whole key is the integer seed '
+                      f'{"and password " if document.get("password") else ""}and can be enumerated; '
+                      'use it only to reproduce published results', stacklevel=2)
+        return LegacyKey(_require(document, 'seed', source), document.get('password', 'password'), source)
+    else:
+        raise KeyFileError(f'{path}: unknown key kind {kind!r} (expected random, password or legacy)')
+    stored = document.get('fingerprint')
+    if stored is not None and not hmac.compare_digest(key.fingerprint, str(stored)):
+        raise KeyFileError(f'{path} is corrupted: its material does not match its fingerprint')
+    return key
+

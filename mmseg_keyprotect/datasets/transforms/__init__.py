@@ -1,0 +1,3 @@
+from .blockwise_encrypt import PADDING_META_KEY, BlockwiseEncrypt, encrypt_results
+
+__all__ = ['PADDING_META_KEY', 'BlockwiseEncrypt', 'encrypt_results']

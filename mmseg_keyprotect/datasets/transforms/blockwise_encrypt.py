@@ -1,0 +1,116 @@
+"""The data-pipeline transform that encrypts images block-wise with a key."""
+from typing import Optional, Sequence, Union
+
+from mmcv.transforms import BaseTransform
+from mmseg.registry import TRANSFORMS
+
+from ...crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
+from ...crypto.keys import load_key
+from ...errors import ImageFormatError
+
+PADDING_META_KEY = 'padding_size'
+
+
+def encrypt_results(results: dict, cipher: Optional[BlockCipher], channel_order: str = 'bgr', pad_val: int = 0,
+                    seg_pad_val: int = 255, block_size: Optional[int] = None) -> dict:
+    """Pad ``results['img']`` (and its segmentation maps) to whole blocks and encrypt it.
+
+    With ``cipher=None`` the image is only padded (to ``block_size``): the
+    plain-image condition, on exactly the same geometry.
+    """
+    image = results['img']
+    try:
+        check_image(image, 'image', channel_order)
+    except ImageFormatError as error:
+        raise ImageFormatError(f'{results.get("img_path", "<array>")}: {error}') from None
+    block_size = cipher.block_size if cipher is not None else block_size
+    height, width = image.shape[:2]
+    image = pad_to_multiple(image, block_size, pad_val)
+    padded_height, padded_width = image.shape[:2]
+    results['img'] = image if cipher is None else cipher.encrypt(image, channel_order)
+    results['img_shape'] = results['pad_shape'] = (padded_height, padded_width)
+    results[PADDING_META_KEY] = (0, padded_width - width, 0, padded_height - height)
+    for key in results.get('seg_fields', []):
+        results[key] = pad_to_multiple(results[key], block_size, seg_pad_val)
+    return results
+
+
+@TRANSFORMS.register_module()
+class BlockwiseEncrypt(BaseTransform):
+    """Encrypt the image block-wise with a secret key (SHF, NP, FFX or a chain).
+
+    Put it as the last step before ``PackSegInputs`` in every pipeline (train,
+    val, test and each TTA branch), so it sees exactly the pixels the network
+    sees, on a block grid anchored at the image's top-left corner. Images whose
+    sides are not multiples of ``block_size`` are padded right/bottom first
+    (image with ``pad_val``, segmentation map with ``seg_pad_val``), and the
+    padding is recorded in ``padding_size`` so the segmentor crops it off its
+    prediction; ``PackSegInputs`` must keep that meta key
+    (:func:`mmseg_keyprotect.protect.protect_config` and
+    :class:`~mmseg_keyprotect.hooks.KeyProtectHook` see to it).
+
+    The key is read from ``key_file``, or, when that is ``None``, from the file
+    named by the environment variable ``KEYPROTECT_KEY_FILE``: configs never
+    hold the secret.
+
+    Required Keys:
+
+    - img (np.ndarray): HxWx3 uint8, channels in ``channel_order``.
+
+    Modified Keys:
+
+    - img: encrypted; uint8, or int16 with raw values 0..999 when the chain
+      has FFX (SegDataPreProcessor converts either to float).
+    - img_shape: padded shape.
+    - gt_seg_map (optional): padded with ``seg_pad_val`` to match.
+
+    Added Keys:
+
+    - pad_shape (tuple): padded shape.
+    - padding_size (tuple): ``(left, right, top, bottom)`` block padding.
+
+    Args:
+        method (str | Sequence[str]): ``'shuffle'``, ``'np'``, ``'ffx'`` or a
+            chain such as ``'shuffle+np'``. Defaults to ``'shuffle'``.
+        block_size (int): block side M in pixels. Defaults to 4.
+        key_file (str, optional): path of the key file. Defaults to None
+            (use ``$KEYPROTECT_KEY_FILE``).
+        channel_order (str): channel order of ``img``; mmcv loads BGR.
+            The key always refers to RGB. Defaults to ``'bgr'``.
+        pad_val (int): image padding value. Defaults to 0.
+        seg_pad_val (int): segmentation map padding value. Defaults to 255.
+        on_device (bool): pad and record only, leaving pixels plain: the
+            model's :class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`
+            encrypts the whole batch on its device, bit-identically.
+            Defaults to False.
+    """
+
+    def __init__(self,
+                 method: Union[str, Sequence[str]] = 'shuffle',
+                 block_size: int = 4,
+                 key_file: Optional[str] = None,
+                 channel_order: str = 'bgr',
+                 pad_val: int = 0,
+                 seg_pad_val: int = 255,
+                 on_device: bool = False):
+        self.on_device = on_device
+        self.method = '+'.join(parse_method(method))
+        self.key_file = key_file
+        self.channel_order = channel_order
+        self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
+        key = load_key(key_file)
+        self.cipher: BlockCipher = key.cipher(self.method, block_size)
+        self.block_size = self.cipher.block_size
+
+    @property
+    def fingerprint(self) -> str:
+        return self.cipher.fingerprint
+
+    def transform(self, results: dict) -> dict:
+        return encrypt_results(results, None if self.on_device else self.cipher, self.channel_order, self.pad_val,
+                               self.seg_pad_val, self.block_size)
+
+    def __repr__(self) -> str:
+        # Names the key by its fingerprint only; the material never appears.
+        return (f'{self.__class__.__name__}(method={self.method!r}, block_size={self.block_size}, '
+                f'key_file={self.key_file!r}, fingerprint={self.fingerprint!r}, on_device={self.on_device})')

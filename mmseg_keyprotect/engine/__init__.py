@@ -1,0 +1,3 @@
+from .hooks import KeyProtectHook
+
+__all__ = ['KeyProtectHook']

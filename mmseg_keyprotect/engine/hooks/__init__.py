@@ -1,0 +1,3 @@
+from .keyprotect_hook import KeyProtectHook
+
+__all__ = ['KeyProtectHook']

@@ -1,0 +1,205 @@
+"""The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
+import secrets
+from contextlib import nullcontext
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+from mmengine.dist import broadcast_object_list, get_rank
+from mmengine.hooks import Hook
+from mmseg.registry import HOOKS, TRANSFORMS
+
+from ...checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
+from ...config.check import check_config
+from ...config.pipelines import encrypt_settings
+from ...crypto.ciphers import BlockCipher
+from ...crypto.keys import MATERIAL_BYTES, SecretKey
+from ...datasets.transforms.blockwise_encrypt import PADDING_META_KEY, BlockwiseEncrypt
+from ...errors import ConfigError
+from ...models.data_preprocessor import KeyProtectDataPreProcessor
+
+
+def walk_transforms(transform) -> list:
+    """All transforms inside a Compose / TestTimeAug, depth first."""
+    found = [transform]
+    for child in getattr(transform, 'transforms', None) or []:
+        found += walk_transforms(child)
+    for child in getattr(transform, 'subroutines', None) or []:
+        found += walk_transforms(child)
+    return found
+
+
+def _map_inputs(inputs, function):
+    """Apply ``function`` to every image tensor of a (possibly TTA-nested) batch."""
+    if isinstance(inputs, (list, tuple)):
+        return [_map_inputs(item, function) for item in inputs]
+    return function(inputs)
+
+
+def _clone_samples(samples):
+    if isinstance(samples, (list, tuple)):
+        return [_clone_samples(sample) for sample in samples]
+    return samples.clone()
+
+
+@HOOKS.register_module()
+class KeyProtectHook(Hook):
+    """Report the protection gap and guard checkpoints with the key fingerprint.
+
+    * Before the run: checks that every pipeline encrypts right before
+      ``PackSegInputs`` and that slide windows start on block boundaries, and
+      makes ``PackSegInputs`` keep the block-padding record.
+    * Validation and test: besides the authorized metrics, evaluates the same
+      batches as plain images and under ``num_wrong_keys`` random keys and adds
+      ``plain/<metric>``, ``wrong_key/<metric>_mean`` and
+      ``wrong_key/<metric>_max`` to the logged metrics. The batches are
+      decrypted and re-encrypted on their tensors (with
+      ``KeyProtectDataPreProcessor``, which receives them plain, the
+      preprocessor encrypts with the chosen key instead), so this works with
+      any number of dataloader workers, DDP (all ranks share the wrong keys)
+      and TTA.
+    * Checkpoints: saves the cipher's method, block size and transform
+      fingerprint (never the key) under ``meta['keyprotect']``; loading a
+      checkpoint with a different key raises a clear error.
+
+    Args:
+        num_wrong_keys (int): random wrong keys evaluated. Defaults to 2.
+        evaluate_plain (bool): evaluate plain images. Defaults to True.
+    """
+
+    # Before LoggerHook (BELOW_NORMAL), so the metrics this hook adds are logged,
+    # and before CheckpointHook (VERY_LOW), so the record is in the saved file.
+    priority = 'NORMAL'
+
+    def __init__(self, num_wrong_keys: int = 2, evaluate_plain: bool = True):
+        if num_wrong_keys < 0:
+            raise ConfigError(f'KeyProtectHook.num_wrong_keys must be >= 0, got {num_wrong_keys}')
+        self.num_wrong_keys = int(num_wrong_keys)
+        self.evaluate_plain = evaluate_plain
+        self.encrypt: Optional[BlockwiseEncrypt] = None
+        self.wrong_ciphers: List = []
+        self._evaluators: Dict[str, object] = {}
+
+    # ---------------------------------------------------------------- set-up
+    def before_run(self, runner) -> None:
+        # A missing padding record is fixed below rather than refused: one transform line is enough.
+        problems = check_config(runner.cfg, padding_record=False)
+        if problems:
+            raise ConfigError('the config is not block-aligned (tools/protect_config.py writes an aligned one):\n  '
+                              + '\n  '.join(problems))
+        settings = encrypt_settings(runner.cfg)
+        if not settings:
+            raise ConfigError('KeyProtectHook is configured but no pipeline has a BlockwiseEncrypt step')
+        self.encrypt = TRANSFORMS.build(settings[0])
+        self._keep_padding_record(runner)
+        materials = [secrets.token_bytes(MATERIAL_BYTES) for _ in range(self.num_wrong_keys)] if get_rank() == 0 else []
+        holder = [materials]
+        broadcast_object_list(holder)
+        self.wrong_ciphers = [SecretKey(m).cipher(self.encrypt.method, self.encrypt.block_size) for m in holder[0]]
+        runner.logger.info(f'KeyProtectHook: {self.encrypt.method}, M = {self.encrypt.block_size}, transform '
+                           f'fingerprint {self.encrypt.fingerprint}; evaluating plain images: {self.evaluate_plain}, '
+                           f'wrong keys: {self.num_wrong_keys}')
+
+    def _keep_padding_record(self, runner) -> None:
+        loops = [getattr(runner, f'_{name}_loop', None) for name in ('train', 'val', 'test')]
+        datasets = [getattr(getattr(loop, 'dataloader', None), 'dataset', None) for loop in loops]
+        while datasets:
+            dataset = datasets.pop()
+            if dataset is None:
+                continue
+            datasets += [getattr(dataset, 'dataset', None)] + list(getattr(dataset, 'datasets', None) or [])
+            for transform in walk_transforms(getattr(dataset, 'pipeline', None)):
+                keys = getattr(transform, 'meta_keys', None)
+                if type(transform).__name__ == 'PackSegInputs' and PADDING_META_KEY not in keys:
+                    transform.meta_keys = tuple(keys) + (PADDING_META_KEY,)
+                    runner.logger.info(f'KeyProtectHook: PackSegInputs now keeps "{PADDING_META_KEY}"')
+
+    # ------------------------------------------------------------ evaluation
+    def _conditions(self) -> List[Tuple[str, Optional[BlockCipher]]]:
+        """``(name, cipher)`` of each unauthorized condition; ``None`` is plain images."""
+        conditions = [('plain', None)] if self.evaluate_plain else []
+        return conditions + [(f'wrong_key_{index}', cipher) for index, cipher in enumerate(self.wrong_ciphers)]
+
+    def _reencrypt(self, inputs, cipher: Optional[BlockCipher]):
+        """Batch inputs encrypted by the pipeline, decrypted and encrypted with ``cipher`` instead."""
+        def convert(image):
+            plain = self.encrypt.cipher.decrypt_tensor(image[None], 'bgr')
+            return (plain if cipher is None else cipher.encrypt_tensor(plain, 'bgr'))[0]
+        return _map_inputs(inputs, convert)
+
+    def _start(self, runner, mode: str) -> None:
+        evaluator_cfg = runner.cfg.get(f'{mode}_evaluator')
+        dataloader = getattr(runner, f'{mode}_dataloader')
+        self._evaluators = {}
+        for name, _ in self._conditions():
+            evaluator = runner.build_evaluator(evaluator_cfg)
+            evaluator.dataset_meta = dataloader.dataset.metainfo
+            self._evaluators[name] = evaluator
+
+    def _process(self, runner, data_batch, mode: str) -> None:
+        model = runner.model
+        step = model.val_step if mode == 'val' else model.test_step
+        preprocessor = getattr(model, 'module', model).data_preprocessor
+        on_device = isinstance(preprocessor, KeyProtectDataPreProcessor)
+        for name, cipher in self._conditions():
+            # On the device path the batch is still plain and the preprocessor encrypts with the cipher we choose.
+            inputs = data_batch['inputs'] if on_device else self._reencrypt(data_batch['inputs'], cipher)
+            batch = dict(inputs=inputs, data_samples=_clone_samples(data_batch['data_samples']))
+            with preprocessor.encrypting_with(cipher) if on_device else nullcontext():
+                outputs = step(batch)
+            self._evaluators[name].process(data_samples=outputs, data_batch=batch)
+
+    def _finish(self, runner, metrics: Optional[dict], mode: str) -> None:
+        if metrics is None or not self._evaluators:
+            return
+        size = len(getattr(runner, f'{mode}_dataloader').dataset)
+        results = {name: evaluator.evaluate(size) for name, evaluator in self._evaluators.items()}
+        added = {}
+        if 'plain' in results:
+            added.update({f'plain/{k}': float(v) for k, v in results['plain'].items()})
+        wrong = [r for name, r in results.items() if name.startswith('wrong_key')]
+        for metric in (wrong[0] if wrong else {}):
+            values = np.array([r[metric] for r in wrong], dtype=float)
+            added[f'wrong_key/{metric}_mean'] = float(values.mean())
+            added[f'wrong_key/{metric}_max'] = float(values.max())
+        self._evaluators = {}
+        metrics.update(added)
+        # RuntimeInfoHook (VERY_HIGH) has already copied the metrics into the message hub,
+        # which is what LoggerHook and the visualizer backends read: add ours there too.
+        for key, value in added.items():
+            runner.message_hub.update_scalar(f'{mode}/{key}', value)
+        summary = ', '.join(f'{k}: {float(v):.2f}' for k, v in metrics.items() if k.split('/')[-1].startswith('mIoU'))
+        runner.logger.info(f'KeyProtectHook ({mode}) authorized vs unauthorized -- {summary}')
+
+    def before_val_epoch(self, runner) -> None:
+        self._start(runner, 'val')
+
+    def after_val_iter(self, runner, batch_idx: int, data_batch=None, outputs: Sequence = None) -> None:
+        self._process(runner, data_batch, 'val')
+
+    def after_val_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self._finish(runner, metrics, 'val')
+
+    def before_test_epoch(self, runner) -> None:
+        self._start(runner, 'test')
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs: Sequence = None) -> None:
+        self._process(runner, data_batch, 'test')
+
+    def after_test_epoch(self, runner, metrics: Optional[Dict[str, float]] = None) -> None:
+        self._finish(runner, metrics, 'test')
+
+    # ----------------------------------------------------------- checkpoints
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.encrypt is not None:
+            checkpoint.setdefault('meta', {})[CHECKPOINT_META_KEY] = protection_record(self.encrypt)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.encrypt is None:
+            settings = encrypt_settings(runner.cfg)
+            if not settings:
+                return
+            self.encrypt = TRANSFORMS.build(settings[0])
+        encrypt = self.encrypt
+        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), encrypt.method,
+                             encrypt.block_size, encrypt.fingerprint, encrypt.key_file or '$KEYPROTECT_KEY_FILE',
+                             runner.cfg.get('load_from') or 'checkpoint')

@@ -1,0 +1,3 @@
+from .data_preprocessor import KeyProtectDataPreProcessor
+
+__all__ = ['KeyProtectDataPreProcessor']

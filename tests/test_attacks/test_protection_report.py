@@ -1,0 +1,94 @@
+"""The protection report on a protected model trained for a few iterations."""
+import base64
+import json
+from pathlib import Path
+
+import pytest
+
+from mmseg_keyprotect.apis import build_test_runner, build_train_runner
+from mmseg_keyprotect.attacks.protection_report import evaluate_protection, resolve_sizes
+from mmseg_keyprotect.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+PROTECTED = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128_shuffle-m4.py'
+
+
+def tiny_options(data_root, iterations=4):
+    options = {'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
+               'default_hooks.checkpoint.interval': iterations, 'train_dataloader.batch_size': 2}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options.update({f'{loader}.num_workers': 0, f'{loader}.persistent_workers': False,
+                        f'{loader}.dataset.data_root': str(data_root)})
+    return options
+
+
+@pytest.fixture(scope='module')
+def report(tmp_path_factory, shapes_root):
+    from mmseg_keyprotect.crypto.keys import write_random_key
+    root = tmp_path_factory.mktemp('protection')
+    key_file = str(root / 'model.key')
+    write_random_key(key_file)
+    build_train_runner(str(PROTECTED), key_file=key_file, work_dir=str(root / 'work'),
+                       cfg_options=tiny_options(shapes_root)).train()
+    checkpoint = str(root / 'work' / 'iter_4.pth')
+    # The config's data root is relative; the report reads the data where the test config says.
+    config = root / 'protected.py'
+    config.write_text(f"_base_ = '{PROTECTED}'\n" + ''.join(
+        f"{loader} = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root='{shapes_root}'))\n"
+        for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')))
+    result = evaluate_protection(str(config), checkpoint, key_file, out_dir=root / 'report', num_wrong_keys=3,
+                                 attack_sizes=['2', '25%'], attack_iterations=2)
+    return dict(result=result, root=root, key_file=key_file, checkpoint=checkpoint, config=str(config),
+                data_root=shapes_root)
+
+
+def test_report_files_are_written(report):
+    out = report['root'] / 'report'
+    written = json.loads((out / 'protection_report.json').read_text())
+    assert written['authorized_mIoU'] == report['result']['authorized_mIoU']
+    markdown = (out / 'protection_report.md').read_text()
+    for heading in ('## Wrong keys (3 random keys)', '## Near keys', '## Known plaintext', '## Ciphertext only',
+                    '## Learning attacks'):
+        assert heading in markdown
+    assert {Path(f).name for f in written['figures']} == {'wrong_keys.png', 'near_keys.png', 'learning_attacks.png'}
+
+
+def test_authorized_miou_is_what_tools_test_reports(report):
+    runner = build_test_runner(report['config'], report['checkpoint'], key_file=report['key_file'],
+                               work_dir=str(report['root'] / 'test'))
+    metrics = runner.test()
+    assert report['result']['authorized_mIoU'] == pytest.approx(metrics['mIoU'], abs=0.006)
+    assert report['result']['plain_mIoU'] == pytest.approx(metrics['plain/mIoU'], abs=0.006)
+
+
+def test_known_answers_inside_the_report(report):
+    result = report['result']
+    one_pair = result['known_plaintext'][0]
+    assert one_pair['pairs'] == 1 and one_pair['agreement']['positions'] == 1.0
+    assert one_pair['mIoU'] == pytest.approx(result['authorized_mIoU'])  # the exact key segments as the key does
+    fractions = dict(result['near_keys']['sources'])
+    assert fractions[1.0] == pytest.approx(result['authorized_mIoU'])
+    assert result['wrong_keys']['summary']['count'] == 3
+    attacks = {(row['attack'], row['k']): row for row in result['learning_attacks']}
+    assert set(attacks) == {(attack, k) for attack in ('adapter', 'fine_tune', 'scratch') for k in (2, 4)}
+    # Adapter and fine-tuning start from the stolen model on plain images.
+    for attack in ('adapter', 'fine_tune'):
+        assert attacks[attack, 2]['curve'][0][1] == pytest.approx(result['plain_mIoU'])
+    assert attacks['adapter', 2]['trained_parameters'] == 48 * 48 + 48
+    assert 0 <= result['chance']['majority_class'] <= 100
+
+
+def test_no_key_material_in_the_report(report):
+    material = json.loads(Path(report['key_file']).read_text())['material']
+    for path in (report['root'] / 'report').iterdir():
+        content = path.read_bytes()
+        assert material.encode() not in content and base64.b64decode(material) not in content
+
+
+def test_attack_sizes_are_checked():
+    assert resolve_sizes(['10', '100', '10%'], 400) == {'10': 10, '100': 100, '10%': 40}
+    assert resolve_sizes(['1000'], 400) == {'1000': 400}
+    with pytest.raises(ConfigError, match="attack size 'ten'"):
+        resolve_sizes(['ten'], 400)
+    with pytest.raises(ConfigError, match='at least 1'):
+        resolve_sizes(['0%'], 400)

@@ -1,0 +1,225 @@
+"""End to end: the real command lines on tiny generated data."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
+from mmseg_keyprotect.crypto.keys import write_random_key
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
+PROTECTED = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128_shuffle-m4.py'
+
+
+def run(*args, env=None, check=True, cwd=REPO):
+    command = [sys.executable, *map(str, args)]
+    result = subprocess.run(command, cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                            timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f'{command} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}')
+    return result
+
+
+def tiny_options(data_root, iterations=4):
+    return ['--cfg-options', f'train_cfg.max_iters={iterations}', f'train_cfg.val_interval={iterations}',
+            f'default_hooks.checkpoint.interval={iterations}', 'default_hooks.logger.interval=1',
+            'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+            'train_dataloader.persistent_workers=False', 'val_dataloader.num_workers=0',
+            'val_dataloader.persistent_workers=False', 'test_dataloader.num_workers=0',
+            'test_dataloader.persistent_workers=False', f'train_dataloader.dataset.data_root={data_root}',
+            f'val_dataloader.dataset.data_root={data_root}', f'test_dataloader.dataset.data_root={data_root}']
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory, shapes_root):
+    """A protected model trained for a few iterations with tools/train.py."""
+    root = tmp_path_factory.mktemp('trained')
+    key = root / 'keys' / 'model.key'
+    write_random_key(key)
+    work_dir = root / 'work'
+    result = run('tools/train.py', PROTECTED, '--key-file', key, '--work-dir', work_dir, *tiny_options(shapes_root))
+    return dict(key=key, work_dir=work_dir, checkpoint=work_dir / 'iter_4.pth', log=result.stdout + result.stderr,
+                data_root=shapes_root)
+
+
+def test_training_logs_the_protection_gap(trained):
+    assert 'plain/mIoU' in trained['log'] and 'wrong_key/mIoU_mean' in trained['log']
+    assert 'wrong_key/mIoU_max' in trained['log']
+
+
+def test_checkpoint_records_fingerprint_not_key(trained):
+    from mmseg_keyprotect.crypto.keys import load_key
+    checkpoint = torch.load(trained['checkpoint'], map_location='cpu')  # weights_only=True: the allowlist works
+    record = checkpoint['meta'][CHECKPOINT_META_KEY]
+    assert record == dict(method='shuffle', block_size=4,
+                          fingerprint=load_key(trained['key']).cipher('shuffle', 4).fingerprint)
+
+
+def test_no_key_material_anywhere_in_the_work_dir(trained):
+    document = json.loads(trained['key'].read_text())
+    import base64
+    material = base64.b64decode(document['material'])
+    encodings = [document['material'].encode(), material, material.hex().encode(),
+                 base64.urlsafe_b64encode(material)]
+    files = [p for p in trained['work_dir'].rglob('*') if p.is_file()]
+    assert any(p.suffix == '.pth' for p in files) and any(p.suffix == '.py' for p in files)
+    for path in files:
+        content = path.read_bytes()
+        for encoding in encodings:
+            assert encoding not in content, f'key material found in {path}'
+
+
+def test_test_tool_with_the_key(trained, tmp_path):
+    result = run('tools/test.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'], '--work-dir',
+                 tmp_path / 'test', '--show-dir', tmp_path / 'show', *tiny_options(trained['data_root']))
+    output = result.stdout + result.stderr
+    assert 'mIoU' in output and 'plain/mIoU' in output
+    assert list((tmp_path / 'test').rglob('*.png')) or list((tmp_path / 'show').rglob('*.png'))
+
+
+def test_test_tool_with_tta(trained, tmp_path):
+    result = run('tools/test.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'], '--tta',
+                 '--work-dir', tmp_path, *tiny_options(trained['data_root']))
+    assert 'mIoU' in result.stdout + result.stderr
+
+
+def test_test_tool_refuses_a_wrong_key(trained, tmp_path, other_key_file):
+    result = run('tools/test.py', PROTECTED, trained['checkpoint'], '--key-file', other_key_file, '--work-dir',
+                 tmp_path, *tiny_options(trained['data_root']), check=False)
+    assert result.returncode != 0
+    assert 'wrong key' in result.stderr and 'use the key file the model was trained with' in result.stderr
+    assert 'Traceback' not in result.stderr
+
+
+def test_resume(trained, tmp_path):
+    import shutil
+    work_dir = tmp_path / 'resume'
+    shutil.copytree(trained['work_dir'], work_dir)
+    result = run('tools/train.py', PROTECTED, '--key-file', trained['key'], '--work-dir', work_dir, '--resume',
+                 *tiny_options(trained['data_root'], iterations=6))
+    assert 'resumed' in (result.stdout + result.stderr).lower()
+    assert (work_dir / 'iter_6.pth').is_file()
+
+
+def test_infer_tool_and_client_side_encryption(trained, tmp_path):
+    from mmseg_keyprotect.datasets import generate_shapes
+    # Images at the model's input size (128x128): the client encrypts exactly what the server's
+    # key-holding pipeline would, so both routes must give identical masks.
+    images = generate_shapes(tmp_path / 'shapes', num_train=1, num_val=3, size=128, seed=2) / 'img_dir' / 'val'
+    run('tools/infer.py', PROTECTED, trained['checkpoint'], images, '--key-file', trained['key'], '--out',
+        tmp_path / 'plain_mode')
+    masks = sorted((tmp_path / 'plain_mode').glob('*_mask.png'))
+    assert len(masks) == 3 and len(list((tmp_path / 'plain_mode').glob('*_overlay.png'))) == 3
+    import cv2
+    assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (128, 128)
+    run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'])
+    run('tools/infer.py', PROTECTED, trained['checkpoint'], tmp_path / 'encrypted', '--encrypted-input', '--out',
+        tmp_path / 'server')
+    for mask in masks:
+        server = cv2.imread(str(tmp_path / 'server' / mask.name), cv2.IMREAD_UNCHANGED)
+        assert np.array_equal(server, cv2.imread(str(mask), cv2.IMREAD_UNCHANGED))
+
+
+def test_infer_refuses_a_wrong_key(trained, tmp_path, other_key_file):
+    result = run('tools/infer.py', PROTECTED, trained['checkpoint'], trained['data_root'] / 'img_dir' / 'val',
+                 '--key-file', other_key_file, '--out', tmp_path, check=False)
+    assert result.returncode != 0 and 'wrong key' in result.stderr and 'Traceback' not in result.stderr
+
+
+def test_keygen_cli(tmp_path):
+    result = run('tools/keygen.py', tmp_path / 'a.key')
+    assert 'fingerprint' in result.stdout and oct((tmp_path / 'a.key').stat().st_mode)[-3:] == '600'
+    exported = json.loads(run('tools/keygen.py', '--export', tmp_path / 'a.key', '--method', 'ffx',
+                              '--block-size', '2').stdout)
+    assert len(exported['mask']) == 12 and len(exported['ffx_table']) == 256
+    password = run('tools/keygen.py', tmp_path / 'p.key', '--password', env={'KEYPROTECT_PASSWORD': 'hunter2'})
+    assert 'hunter2' not in (tmp_path / 'p.key').read_text() and 'fingerprint' in password.stdout
+    again = run('tools/keygen.py', tmp_path / 'a.key', check=False)
+    assert again.returncode != 0 and 'refusing to overwrite' in again.stderr and 'Traceback' not in again.stderr
+
+
+def test_encrypt_images_cli_round_trip_and_errors(tmp_path, key_file):
+    import cv2
+    source = tmp_path / 'in'
+    source.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        cv2.imwrite(str(source / f'{index}.png'), rng.integers(0, 256, (16, 24, 3), dtype=np.uint8))
+    for method in ('shuffle+np', 'ffx'):
+        run('tools/encrypt_images.py', source, tmp_path / method, '--key-file', key_file, '--method', method)
+        encrypted = cv2.imread(str(tmp_path / method / '0.png'), cv2.IMREAD_UNCHANGED)
+        assert encrypted.dtype == (np.uint16 if method == 'ffx' else np.uint8)
+        run('tools/encrypt_images.py', tmp_path / method, tmp_path / f'{method}-back', '--key-file', key_file,
+            '--method', method, '--decrypt')
+        for index in range(3):
+            assert np.array_equal(cv2.imread(str(tmp_path / f'{method}-back' / f'{index}.png')),
+                                  cv2.imread(str(source / f'{index}.png')))
+    cv2.imwrite(str(tmp_path / 'gray.png'), np.zeros((8, 8), np.uint8))
+    result = run('tools/encrypt_images.py', tmp_path / 'gray.png', tmp_path / 'out', '--key-file', key_file,
+                 check=False)
+    assert result.returncode != 0 and 'gray.png' in result.stderr and 'grayscale' in result.stderr
+    assert 'Traceback' not in result.stderr
+    cv2.imwrite(str(tmp_path / 'odd.png'), np.zeros((10, 8, 3), np.uint8))
+    result = run('tools/encrypt_images.py', tmp_path / 'odd.png', tmp_path / 'out', '--key-file', key_file,
+                 check=False)
+    assert 'not a multiple of the block size 4' in result.stderr and '--pad' in result.stderr
+    run('tools/encrypt_images.py', tmp_path / 'odd.png', tmp_path / 'padded', '--key-file', key_file, '--pad')
+    assert cv2.imread(str(tmp_path / 'padded' / 'odd.png')).shape == (12, 8, 3)
+
+
+def test_protect_config_cli(tmp_path):
+    output = tmp_path / 'pspnet_shuffle-m4.py'
+    result = run('tools/protect_config.py', 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py',
+                 '-o', output)
+    assert 'crop_size' in result.stdout and output.is_file()
+    from mmengine.config import Config
+
+    from mmseg_keyprotect.config import check_config
+    assert check_config(Config.fromfile(str(output))) == []
+
+
+def test_ddp_training_on_cpu_with_torchrun(tmp_path, shapes_root, key_file):
+    """MMEngine's launcher with 2 gloo processes: both ranks train and validate together."""
+    command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node=2', '--master_port=29533',
+               'tools/train.py', str(PROTECTED), '--key-file', key_file, '--work-dir', str(tmp_path),
+               '--launcher', 'pytorch', *tiny_options(shapes_root, iterations=2)]
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert 'world_size: 2' in output.replace('World size', 'world_size') or 'Distributed launcher: pytorch' in output
+    assert (tmp_path / 'iter_2.pth').is_file() and 'wrong_key/mIoU_mean' in output
+
+
+def test_mmseg_own_train_and_test_tools_run_protected_configs(tmp_path, shapes_root, key_file):
+    """`mim train mmseg CONFIG` runs mmseg's shipped tools/train.py: the plugin loads through
+    custom_imports and the key through $KEYPROTECT_KEY_FILE, with no tool of ours involved."""
+    import mmseg
+    tools = Path(mmseg.__file__).parent / '.mim' / 'tools'
+    env = {'KEYPROTECT_KEY_FILE': key_file}
+    run(tools / 'train.py', PROTECTED, '--work-dir', tmp_path, *tiny_options(shapes_root, iterations=2), env=env)
+    # mmseg's own test tool loads the checkpoint under torch >= 2.6 thanks to the plugin's allowlist.
+    result = run(tools / 'test.py', PROTECTED, tmp_path / 'iter_2.pth', '--work-dir', tmp_path / 'test',
+                 *tiny_options(shapes_root), env=env)
+    assert 'plain/mIoU' in result.stdout + result.stderr
+
+
+def test_evaluate_protection_tool(trained, tmp_path):
+    root = trained['data_root']
+    result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+                 '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
+                 '--attack-iterations', 1, '--attacks', 'adapter', '--cfg-options',
+                 f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}')
+    assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 | 1 |' in result.stdout
+    assert 'wrong keys: 2/2' in result.stdout
+    report = json.loads((tmp_path / 'report' / 'protection_report.json').read_text())
+    assert report['known_plaintext'][0]['agreement']['positions'] == 1.0
+    bad = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+              '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+              f'test_dataloader.dataset.data_root={root}', check=False)
+    assert bad.returncode != 0 and "attack size 'ten'" in bad.stderr

@@ -1,0 +1,42 @@
+"""Accuracy of protected models against the unprotected baseline, same schedule, on the demo data.
+
+    python tools/analysis_tools/accuracy_study.py [--variants shuffle:2 shuffle:4 shuffle:8 shuffle:16 np:4 ffx:4]
+        [--repeated shuffle:4] [--seeds 0 1 2] [--iterations 1000]
+
+Writes accuracy_study.{md,json,png} to --work-dir (default work_dirs/demo, whose
+runs it shares with tools/demo.py) and prints the table. Finished runs are reused.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
+
+from experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study  # noqa: E402
+from mmseg_keyprotect.errors import KeyProtectError  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Authorized mIoU of protected variants vs the unprotected baseline')
+    parser.add_argument('--work-dir', default='work_dirs/demo')
+    parser.add_argument('--data-root', default='data/shapes')
+    parser.add_argument('--key-file', help='key file (default: data/keys/demo.key, created if missing)')
+    parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
+    parser.add_argument('--variants', nargs='+', default=[f'{m}:{b}' for m, b in VARIANTS],
+                        help='METHOD:M pairs, trained with seed 0')
+    parser.add_argument('--repeated', nargs='*', default=[f'{m}:{b}' for m, b in REPEATED],
+                        help='variants also trained with every --seeds (the baseline always is)')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    args = parser.parse_args()
+    report = run_accuracy_study(args.work_dir, args.data_root, args.key_file, args.iterations,
+                                [parse_variant(v) for v in args.variants], [parse_variant(v) for v in args.repeated],
+                                args.seeds)
+    print(f'\naccuracy study ({report["minutes"]:.0f} min); {args.work_dir}/accuracy_study.md\n')
+    print(report['table'])
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'accuracy_study: error: {error}')

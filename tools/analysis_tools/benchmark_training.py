@@ -1,0 +1,41 @@
+"""Time training iterations of a config and its protected twin, alternating, in one run.
+
+    python tools/analysis_tools/benchmark_training.py CONFIG --key-file KEY [--method shuffle --block-size 4]
+        [--iterations 20 --rounds 5]
+
+Prints seconds per iteration (data pipeline included) for each round and the
+ratio of the medians, protected / unprotected.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+from mmengine.config import DictAction
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
+
+from experiments.benchmarks import benchmark_training  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Training cost of protection')
+    parser.add_argument('config', help='an unprotected config (its protected twin is made in memory)')
+    parser.add_argument('--key-file', required=True)
+    parser.add_argument('--method', default='shuffle')
+    parser.add_argument('--block-size', type=int, default=4)
+    parser.add_argument('--iterations', type=int, default=20, help='iterations per round')
+    parser.add_argument('--rounds', type=int, default=5)
+    parser.add_argument('--on-device', action='store_true',
+                        help='protected twin encrypts batches on the model device (KeyProtectDataPreProcessor)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args = parser.parse_args()
+    result = benchmark_training(args.config, args.key_file, args.method, args.block_size, args.iterations,
+                                args.rounds, args.cfg_options, on_device=args.on_device)
+    for name, values in result['times'].items():
+        print(f'{name:<12} s/iteration per round: ' + ' '.join(f'{v:.4f}' for v in values)
+              + f'   median {result["medians"][name]:.4f}')
+    print(f'protected / unprotected = {result["ratio"]:.3f}')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,146 @@
+"""The protection report as people read it: markdown tables and figures (wrong-key distribution,
+near-key curves, learning-attack curves)."""
+from pathlib import Path
+from typing import Dict, List
+
+import matplotlib
+
+matplotlib.use('Agg')  # files only; no display is assumed
+import matplotlib.pyplot as plt  # noqa: E402
+
+from mmseg_keyprotect.attacks.protection_report import PART_NAMES  # noqa: E402
+
+
+def _reference_lines(axis, report: Dict) -> None:
+    lines = [('with the key', report['authorized_mIoU'], 'tab:green'),
+             ('plain images', report['plain_mIoU'], 'tab:red'),
+             ('chance (class frequencies)', report['chance']['class_frequency'], 'tab:gray')]
+    if report.get('baseline'):
+        lines.insert(0, ('unprotected baseline', report['baseline']['mIoU'], 'black'))
+    for label, value, colour in lines:
+        axis.axhline(value, color=colour, linestyle='--', linewidth=1, label=f'{label} ({value:.1f})')
+
+
+def write_figures(report: Dict, out_dir: Path) -> List[Path]:
+    """Write the report's PNG figures into ``out_dir``; return their paths."""
+    written = []
+    wrong = report.get('wrong_keys')
+    if wrong:
+        figure, axis = plt.subplots(figsize=(6, 3.5))
+        axis.hist(wrong['values'], bins=20, color='tab:blue', alpha=0.8)
+        for value, colour, label in ((report['authorized_mIoU'], 'tab:green', 'with the key'),
+                                     (report['plain_mIoU'], 'tab:red', 'plain images')):
+            axis.axvline(value, color=colour, linestyle='--', label=f'{label} ({value:.1f})')
+        title = f'{wrong["summary"]["count"]} random wrong keys ({report["method"]}, M = {report["block_size"]})'
+        axis.set(xlabel='mIoU (%)', ylabel='wrong keys', title=title)
+        axis.legend(fontsize=8)
+        written.append(_save(figure, out_dir / 'wrong_keys.png'))
+    if report.get('near_keys'):
+        figure, axis = plt.subplots(figsize=(6, 3.5))
+        for part, curve in report['near_keys'].items():
+            axis.plot([100 * f for f, _ in curve], [m for _, m in curve], marker='o', label=f'{PART_NAMES[part]} right')
+        _reference_lines(axis, report)
+        axis.set(xlabel='share of the key right (%)', ylabel='mIoU (%)', title='Near keys')
+        axis.legend(fontsize=7)
+        written.append(_save(figure, out_dir / 'near_keys.png'))
+    attacks = report.get('learning_attacks') or []
+    if attacks:
+        kinds = list(dict.fromkeys(row['attack'] for row in attacks))
+        figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.5), sharey=True, squeeze=False)
+        for axis, kind in zip(axes[0], kinds):
+            for row in sorted((r for r in attacks if r['attack'] == kind), key=lambda r: r['k']):
+                axis.plot([i for i, _ in row['curve']], [m for _, m in row['curve']], marker='o',
+                          label=f'k = {row["k"]}')
+            _reference_lines(axis, report)
+            axis.set(xlabel='training iterations', title=kind.replace('_', ' '))
+            axis.legend(fontsize=7)
+        axes[0][0].set_ylabel('mIoU on plain images (%)')
+        written.append(_save(figure, out_dir / 'learning_attacks.png'))
+    return written
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def _percent(value) -> str:
+    return '-' if value is None else f'{value:.2f}'
+
+
+def markdown_report(report: Dict) -> str:
+    """The report as markdown: tables first, figures after."""
+    lines = [f'# Protection report: {report["method"]}, M = {report["block_size"]}', '',
+             f'`{report["checkpoint"]}` on {report["test_images"]} test images; transform fingerprint '
+             f'`{report["transform_fingerprint"]}`; {report["minutes"]:.1f} minutes.', '',
+             '| condition | mIoU |', '|---|---|']
+    if report.get('baseline'):
+        lines.append(f'| unprotected baseline, plain images | {_percent(report["baseline"]["mIoU"])} |')
+    lines += [f'| protected, with the key | {_percent(report["authorized_mIoU"])} |',
+              f'| protected, plain images | {_percent(report["plain_mIoU"])} |',
+              f'| chance: always the majority class | {_percent(report["chance"]["majority_class"])} |',
+              f'| chance: random labels with the class frequencies | {_percent(report["chance"]["class_frequency"])} |']
+    wrong = report.get('wrong_keys')
+    if wrong:
+        s = wrong['summary']
+        lines += ['', f'## Wrong keys ({s["count"]} random keys)', '',
+                  '| mean | median | 95th percentile | 99th percentile | max |', '|---|---|---|---|---|',
+                  f'| {s["mean"]:.2f} | {s["median"]:.2f} | {s["p95"]:.2f} | {s["p99"]:.2f} | {s["max"]:.2f} |', '',
+                  f'The largest of {s["count"]} keys bounds the 95th percentile with '
+                  f'{100 * s["max_bounds_p95_confidence"]:.1f}% confidence and the 99th with '
+                  f'{100 * s["max_bounds_p99_confidence"]:.1f}% ({s["keys_for_p95_claim"]} and '
+                  f'{s["keys_for_p99_claim"]} keys give 95% confidence).']
+    if report.get('near_keys'):
+        fractions = [f for f, _ in next(iter(report['near_keys'].values()))]
+        lines += ['', '## Near keys: mIoU when part of the key is right', '',
+                  '| part of the key right | ' + ' | '.join(f'{100 * f:.0f}%' for f in fractions) + ' |',
+                  '|---|' + '---|' * len(fractions)]
+        for part, curve in report['near_keys'].items():
+            lines.append(f'| {PART_NAMES[part]} | ' + ' | '.join(f'{m:.2f}' for _, m in curve) + ' |')
+    lines += ['', '## Known plaintext', '', '| pairs | blocks | seconds | key positions right | mIoU |',
+              '|---|---|---|---|---|']
+    for row in report['known_plaintext']:
+        lines.append(f'| {row["pairs"]} | {row["blocks"]} | {row["seconds"]:.2f} | '
+                     f'{100 * row["agreement"]["positions"]:.1f}% | {row["mIoU"]:.2f} |')
+    only = report['ciphertext_only']
+    lines += ['', '## Ciphertext only', '', f'From {only["encrypted_images"]} encrypted test images'
+              + (f' and {only["reference_images"]} unrelated plain images' if 'reference_images' in only else '')
+              + f', {only["seconds"]:.1f} s.', '']
+    if 'agreement' in only:
+        agreement, method = only['agreement'], report['method'].split('+')
+        parts = []
+        if 'shuffle' in method:
+            parts.append(f'shuffle positions right: {100 * agreement["sources"]:.1f}% (the right pixel, whatever '
+                         f'the channel: {100 * agreement["pixels"]:.1f}%)')
+        if 'np' in method:
+            parts.append(f'NP flips right: {100 * agreement["flips"]:.1f}%')
+        text = '; '.join(parts + [f'mIoU with the estimated key: {only["mIoU"]:.2f}.'])
+        lines.append(text[0].upper() + text[1:])
+    if 'ffx_positions' in only:
+        lines.append(f'FFX positions found: {only["ffx_positions"]["found"]}, '
+                     f'{100 * only["ffx_positions"]["correct"]:.1f}% of positions classified right.')
+    if only.get('note'):
+        lines += ['', only['note'] + '.']
+    attacks = report.get('learning_attacks') or []
+    if attacks:
+        lines += ['', '## Learning attacks with k labelled plain images', '',
+                  '| attack | k | iterations | trained parameters | seconds | mIoU at start | mIoU at end |',
+                  '|---|---|---|---|---|---|---|']
+        for row in attacks:
+            share = f' ({row["size"]})' if row['size'].endswith('%') else ''
+            lines.append(f'| {row["attack"]} | {row["k"]}{share} | {row["iterations"]} | '
+                         f'{row["trained_parameters"]:,} | {row["seconds"]:.0f} | {row["curve"][0][1]:.2f} | '
+                         f'{row["curve"][-1][1]:.2f} |')
+    lines += [''] + [f'![{Path(f).stem}]({Path(f).name})' for f in report.get('figures', [])]
+    return '\n'.join(lines) + '\n'
+
+
+def write_report_files(report: Dict, out_dir: Path) -> List[Path]:
+    """Write ``protection_report.md`` and its figures beside the JSON report."""
+    out_dir = Path(out_dir)
+    report['figures'] = [str(path) for path in write_figures(report, out_dir)]
+    markdown = out_dir / 'protection_report.md'
+    markdown.write_text(markdown_report(report))
+    return [markdown] + [Path(f) for f in report['figures']]
