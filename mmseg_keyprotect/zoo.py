@@ -61,9 +61,10 @@ def write_readme(metafile: Union[str, Path]) -> Path:
     metafile = Path(metafile)
     document = yaml.safe_load(metafile.read_text())
     collection = document['Collections'][0]['Name']
-    text = (f'# {collection}, protected\n\nProtected variants of the stock mmseg {collection} configs, written by '
-            '`tools/protect_config.py`. Every number was measured by code in this repository (rows from the '
-            'Shapes demo: `python tools/demo.py`); rows marked "not trained yet" have a config and no checkpoint. '
+    text = (f'# {collection}, protected\n\nProtected variants of stock mmseg {collection} configs, written by '
+            '`tools/protect_config.py`. A row carries numbers only with the published checkpoint they were '
+            'measured on. The Shapes demo rows are trained by `python tools/demo.py`, which writes them, with '
+            'their numbers, to `work_dirs/demo/metafile.yaml` (`python tools/zoo.py list` shows both). '
             'mIoU is with the key; plain and wrong-key mIoU are what an unauthorized user gets.\n\n'
             f'{markdown_table(document["Models"])}\n\nRegenerate this table with `python tools/zoo.py readme`.\n')
     path = metafile.with_name('README.md')

@@ -1,12 +1,14 @@
 import re
+from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from mmseg_keyprotect.config import plugin_config_dir
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.zoo import (
-    REPO,
+    config_path,
     load_entries,
     markdown_table,
     metafiles,
@@ -40,14 +42,15 @@ def test_verify_rejects_a_changed_file(tmp_path):
 
 def test_committed_zoo_is_consistent():
     entries = [e for e in load_entries() if 'configs' in e['Metafile']]
-    assert len(entries) >= 50
+    committed = sorted(plugin_config_dir().glob('*/*.py'))
+    # The zoo lists exactly the committed configs.
+    assert sorted(Path(config_path(e)).resolve() for e in entries) == [p.resolve() for p in committed]
     for entry in entries:
-        assert (REPO / entry['Config']).is_file(), entry['Config']
         metrics = entry['Results'][0]['Metrics']
         # No number without a checkpoint it was measured on.
         assert bool(metrics) == bool(entry.get('Weights')), entry['Name']
     for metafile in metafiles():
-        if metafile.parent.parent == REPO / 'configs':
+        if metafile.parent.parent == plugin_config_dir():
             document = yaml.safe_load(metafile.read_text())
             readme = (metafile.parent / 'README.md').read_text()
             assert markdown_table(document['Models']) in readme, f'{metafile.parent}/README.md is stale'

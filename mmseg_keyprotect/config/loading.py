@@ -22,7 +22,7 @@ def plugin_config_dir() -> Path:
         ConfigError: if neither the installed package data nor a source checkout holds them.
     """
     for candidate in (PACKAGE_ROOT / '.mim' / 'configs', PACKAGE_ROOT.parent / 'configs'):
-        if (candidate / '_base_').is_dir():
+        if any(candidate.glob('*/metafile.yaml')):
             return candidate
     raise ConfigError(f'the configs of mmseg_keyprotect are missing: neither {PACKAGE_ROOT / ".mim" / "configs"} '
                       'nor a source checkout holds them; reinstall the package')

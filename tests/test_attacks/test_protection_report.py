@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from experiments.report_rendering import write_report_files
 from mmseg_keyprotect.apis import build_test_runner, build_train_runner
 from mmseg_keyprotect.attacks.protection_report import evaluate_protection, resolve_sizes
 from mmseg_keyprotect.errors import ConfigError
@@ -46,6 +47,7 @@ def test_report_files_are_written(report):
     out = report['root'] / 'report'
     written = json.loads((out / 'protection_report.json').read_text())
     assert written['authorized_mIoU'] == report['result']['authorized_mIoU']
+    write_report_files(written, out)  # what tools/evaluate_protection.py adds for readers
     markdown = (out / 'protection_report.md').read_text()
     for heading in ('## Wrong keys (3 random keys)', '## Near keys', '## Known plaintext', '## Ciphertext only',
                     '## Learning attacks'):

@@ -1,7 +1,15 @@
 import pytest
 from mmengine.config import Config
 
-from mmseg_keyprotect.config import check_config, encrypt_settings, leaf_config_text, load_config, protect_config
+from mmseg_keyprotect.config import (
+    check_config,
+    encrypt_settings,
+    leaf_config_text,
+    load_config,
+    plugin_config_dir,
+    protect_config,
+    write_leaf_config,
+)
 from mmseg_keyprotect.errors import ConfigError
 
 STOCK = 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py'
@@ -39,7 +47,8 @@ def test_plugin_import_and_hook_are_added(protected):
     cfg, _ = protected
     assert 'mmseg_keyprotect' in cfg.custom_imports.imports
     assert [h['type'] for h in cfg.custom_hooks] == ['KeyProtectHook']
-    assert all(s['key_file'] is None for s in encrypt_settings(cfg))
+    # No key path in the config: the key comes from --key-file or $KEYPROTECT_KEY_FILE at run time.
+    assert all(s.get('key_file') is None for s in encrypt_settings(cfg))
 
 
 def test_protecting_twice_is_idempotent(protected):
@@ -83,24 +92,47 @@ def test_refuses_test_time_preprocessor_padding():
         protect_config(cfg)
 
 
+def unscoped(value):
+    """A config value without the ``_scope_`` tags MMEngine adds to what a leaf inherits from mmseg."""
+    if isinstance(value, dict):
+        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
+    if isinstance(value, (list, tuple)):
+        return [unscoped(v) for v in value]
+    return value
+
+
 def test_leaf_config_inherits_and_rebuilds_the_same(tmp_path, protected):
     cfg, notes = protected
     text = leaf_config_text(STOCK, cfg, 'shuffle', 4, notes)
-    assert text.count('\n') < 200 and f"_base_ = ['{STOCK}']" in text
+    assert f"_base_ = ['{STOCK}']" in text
+    # A leaf states only what protection changes: no restated pipeline steps.
+    assert len([line for line in text.splitlines() if not line.startswith('#')]) < 25
+    assert 'LoadImageFromFile' not in text and 'RandomCrop' not in text
     path = tmp_path / 'leaf.py'
     path.write_text(text)
     rebuilt = Config.fromfile(str(path))
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        assert rebuilt[loader].dataset.pipeline == cfg[loader].dataset.pipeline
+        assert unscoped(rebuilt[loader].dataset.pipeline) == unscoped(cfg[loader].dataset.pipeline)
+    assert unscoped(rebuilt.tta_pipeline) == unscoped(cfg.tta_pipeline)
     assert rebuilt.model.test_cfg == cfg.model.test_cfg
     assert check_config(rebuilt) == []
 
 
+def test_leaf_restates_wrapped_datasets(tmp_path):
+    stock = 'mmseg::pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py'  # a ConcatDataset of two VOC sets
+    cfg, notes = protect_config(stock, 'np', 8)
+    output = write_leaf_config(stock, tmp_path / 'voc.py', cfg, 'np', 8, notes)
+    rebuilt = Config.fromfile(str(output))
+    datasets = rebuilt.train_dataloader.dataset.datasets
+    assert len(datasets) == 2 and {d.type for d in datasets} == {'PascalVOCDataset'}
+    assert all(unscoped(d.pipeline) == unscoped(cfg.train_dataloader.dataset.datasets[0].pipeline) for d in datasets)
+    with pytest.raises(ConfigError, match='exists'):
+        write_leaf_config(stock, output, cfg, 'np', 8, notes)
+
+
 def test_every_committed_protected_config_is_aligned():
-    from pathlib import Path
-    configs = sorted(Path('configs').glob('*/*_m[0-9]*.py')) + sorted(Path('configs').glob('*/*-m[0-9]*.py'))
-    configs = sorted(set(configs))
-    assert len(configs) >= 54
+    configs = sorted(plugin_config_dir().glob('*/*-m[0-9]*.py'))
+    assert len(configs) >= 10
     for path in configs:
         cfg = load_config(path)
         assert encrypt_settings(cfg), path

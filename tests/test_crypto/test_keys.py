@@ -23,7 +23,7 @@ from mmseg_keyprotect.crypto.keys import (
 )
 from mmseg_keyprotect.errors import KeyFileError
 
-DATA = Path(__file__).parent / 'data'
+DATA = Path(__file__).parents[1] / 'data'
 FAST_SCRYPT = dict(n=2**10, r=8, p=1)
 
 
