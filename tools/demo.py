@@ -14,7 +14,7 @@ def main():
     parser = argparse.ArgumentParser(description='Protected vs unprotected segmentation on the Shapes demo data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')
-    parser.add_argument('--key-file', help='key file (default: data/keys/demo.key, created if missing)')
+    parser.add_argument('--key-file', help='key file (default: tools/experiments/public_demo_key.json)')
     parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
     parser.add_argument('--num-wrong-keys', type=int, default=5, help='random wrong keys to evaluate')
     parser.add_argument('--num-figures', type=int, default=4, help='sample rows to draw')

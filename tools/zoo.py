@@ -2,12 +2,12 @@
 
     python tools/zoo.py list
     python tools/zoo.py verify NAME [--search-dir DIR]
-    python tools/zoo.py predict NAME --key-file KEY IMAGES --out DIR [--search-dir DIR]
+    python tools/zoo.py predict NAME --key-file KEY IMAGES --out-dir DIR [--search-dir DIR]
     python tools/zoo.py readme          # regenerate configs/<algo>/README.md from the metafiles
 """
 import argparse
 
-from mmseg_keyprotect.apis import ProtectedInferencer, predict_folder
+from mmseg_keyprotect.apis import ProtectedInferencer
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.zoo import (
     config_path,
@@ -30,7 +30,7 @@ def main():
     parser.add_argument('name', nargs='?')
     parser.add_argument('images', nargs='?')
     parser.add_argument('--key-file')
-    parser.add_argument('--out', default='zoo_predictions')
+    parser.add_argument('--out-dir', default='zoo_predictions')
     parser.add_argument('--search-dir', action='append', default=[], help='where to look for checkpoint files')
     args = parser.parse_args()
     if args.command == 'list':
@@ -55,8 +55,8 @@ def main():
         if not args.images:
             raise SystemExit('zoo: predict needs IMAGES')
         inferencer = ProtectedInferencer(config_path(entry), str(checkpoint), key_file=args.key_file)
-        written = predict_folder(inferencer, args.images, args.out)
-        print(f'wrote masks and overlays for {len(written)} image(s) to {args.out}')
+        inferencer(args.images, out_dir=args.out_dir)
+        print(f'wrote predictions for {len(inferencer._input_names)} image(s) to {args.out_dir}')
 
 
 if __name__ == '__main__':

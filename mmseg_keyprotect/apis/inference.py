@@ -1,168 +1,170 @@
-"""Key-aware inference: a protected model, its key, and images in; masks out.
+"""Key-aware inference: mmseg's inferencer with the key applied before the network.
 
 >>> inferencer = ProtectedInferencer('configs/...py', 'model.pth', key_file='my.key')
->>> [result] = inferencer(['image.png'])
+>>> result = inferencer('image.png', return_datasamples=True)
 >>> result.pred_sem_seg.data  # 1xHxW class indices on the original pixels
+>>> inferencer('images/', out_dir='outputs')  # outputs/vis/<image>, outputs/pred/<image stem>_pred.png
 
 With ``encrypted_input=True`` the inferencer holds no key: it takes images
 that the client already encrypted (``tools/encrypt_images.py``) at the
 model's input size, and runs them as they are.
 """
+import copy
+import os.path as osp
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Union
 
+import cv2
 import numpy as np
-import torch
 from mmcv.transforms import Compose
 from mmengine.config import Config
-from mmengine.dataset import pseudo_collate
-from mmengine.runner import load_checkpoint
-from mmseg.apis import init_model
-from mmseg.registry import TRANSFORMS
+from mmseg.apis import MMSegInferencer
 
 from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
-from ..config.pipelines import DEFAULT_META_KEYS, ENCRYPT, PACK, encrypt_settings, transform_type
+from ..config.pipelines import ENCRYPT, PACK, encrypt_settings, transform_type
 from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, parse_method
 from ..crypto.keys import load_key
-from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY, encrypt_results
 from ..errors import ConfigError, ImageFormatError
-from .image_encryption import read_image
-
-ImageInput = Union[str, Path, np.ndarray]
-# Steps of a test pipeline that the inferencer replaces with its own.
-_REPLACED = ('LoadImageFromFile', 'LoadImageFromNDArray', 'LoadAnnotations', ENCRYPT, PACK)
+from .image_encryption import IMAGE_SUFFIXES, read_image
 
 
-class ProtectedInferencer:
-    """Run a protected checkpoint on images with its key.
+class ProtectedInferencer(MMSegInferencer):
+    """:class:`~mmseg.apis.MMSegInferencer` for a protected model.
+
+    The test pipeline of the config encrypts each image with the key right
+    before packing, exactly as in testing; prediction, visualisation and output
+    files are mmseg's, except that predictions are named after their images.
+    Array inputs are BGR, as everywhere in mmseg.
 
     Args:
-        config (str | Config): the protected config (its test pipeline says how
+        model (str | Config): the protected config (its test pipeline says how
             images are resized; its BlockwiseEncrypt says method and M).
-        checkpoint (str): checkpoint file; its key fingerprint must match.
+        weights (str): checkpoint file; its key fingerprint must match.
         key_file (str, optional): the key; default ``$KEYPROTECT_KEY_FILE``.
             Not used with ``encrypted_input``.
-        device (str): ``'cpu'``, ``'cuda'``, ``'cuda:1'``, ...
+        device (str, optional): ``'cpu'``, ``'cuda'``, ... Default: CUDA if available.
         encrypted_input (bool): images arrive encrypted; no key is loaded.
+        classes, palette, dataset_name: as for ``MMSegInferencer``; by
+            default the checkpoint's dataset meta.
 
     Raises:
         ConfigError: the config has no BlockwiseEncrypt step.
         KeyFileError: the key does not match the checkpoint.
     """
 
-    def __init__(self, config: Union[str, Config], checkpoint: str, key_file: Optional[str] = None,
-                 device: str = 'cpu', encrypted_input: bool = False):
-        # A model trained with on-device encryption sees the same inputs when the inferencer encrypts.
-        cfg = pipeline_encryption(load_config(config))
+    def __init__(self, model: Union[str, Config], weights: str, key_file: Optional[str] = None,
+                 device: Optional[str] = None, encrypted_input: bool = False, classes=None, palette=None,
+                 dataset_name: Optional[str] = None):
+        # A model trained with on-device encryption sees the same inputs when the pipeline encrypts.
+        cfg = pipeline_encryption(load_config(model))
         settings = encrypt_settings(cfg)
         if not settings:
-            raise ConfigError(f'{config} is not a protected config: no {ENCRYPT} in its pipelines '
+            raise ConfigError(f'{model} is not a protected config: no {ENCRYPT} in its pipelines '
                               '(tools/protect_config.py makes one)')
         self.method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
         self.block_size = settings[0].get('block_size', 4)
-        self.model = init_model(cfg, None, device='cpu')
-        loaded = load_checkpoint(self.model, str(checkpoint), map_location='cpu', logger='silent')
-        meta = loaded.get('meta', {})
-        if meta.get('dataset_meta'):
-            self.model.dataset_meta = meta['dataset_meta']
-        self.record = meta.get(CHECKPOINT_META_KEY)
-        self.model.to(device).eval()
         self.encrypted_input = encrypted_input
-        self.cipher: Optional[BlockCipher] = None
+        self.key_file, self.cipher, self.record = key_file, None, None
+        self._key_source = None
         if not encrypted_input:
             key = load_key(key_file)
-            self.cipher = key.cipher(self.method, self.block_size)
-            check_checkpoint_key(self.record, self.method, self.block_size, self.cipher.fingerprint,
-                                 key.source, str(checkpoint))
-        test_pipeline = cfg.test_dataloader.dataset.pipeline
-        self.resize = Compose([TRANSFORMS.build(t) for t in test_pipeline if transform_type(t) not in _REPLACED])
-        self.pack = TRANSFORMS.build(dict(type=PACK, meta_keys=DEFAULT_META_KEYS + (PADDING_META_KEY,)))
+            self.cipher: Optional[BlockCipher] = key.cipher(self.method, self.block_size)
+            self._key_source = key.source
+        self._checkpoint_name = str(weights)
+        self._input_names: List[str] = []
+        super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
+        meta = self.model.dataset_meta or {}
+        self.visualizer.set_dataset_meta(classes or meta.get('classes'), palette or meta.get('palette'), dataset_name)
 
     @property
     def palette(self):
         return self.model.dataset_meta.get('palette')
 
-    def _load(self, image: ImageInput) -> dict:
-        path = None
-        if isinstance(image, (str, Path)):
-            path = str(image)
-            image = read_image(image, encrypted=self.encrypted_input)
-        elif not isinstance(image, np.ndarray):
-            raise ImageFormatError(f'expected an image path or an RGB array, got {type(image).__name__}')
-        bgr = np.ascontiguousarray(image[..., ::-1]) if image.ndim == 3 else image
-        return dict(img=bgr, img_path=path, ori_shape=image.shape[:2], img_shape=image.shape[:2])
+    def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
+        super()._load_weights_to_model(model, checkpoint, cfg)
+        self.record = (checkpoint or {}).get('meta', {}).get(CHECKPOINT_META_KEY)
+        if self.cipher is not None:
+            check_checkpoint_key(self.record, self.method, self.block_size, self.cipher.fingerprint,
+                                 self._key_source, self._checkpoint_name)
 
-    def _prepare(self, image: ImageInput, cipher) -> dict:
-        results = self._load(image)
+    def _init_pipeline(self, cfg: Config) -> Compose:
         if self.encrypted_input:
-            encrypted = results['img']
-            if encrypted.ndim != 3 or encrypted.shape[2] != 3:
-                raise ImageFormatError(f'{results["img_path"] or "image"}: expected an HxWx3 encrypted image')
-            height, width = encrypted.shape[:2]
-            if height % self.block_size or width % self.block_size:
-                raise ImageFormatError(f'{results["img_path"] or "image"} is {height}x{width}, not a multiple of '
-                                       f'the block size {self.block_size}: encrypt it with --pad')
-            if encrypted.max() >= FFX_DOMAIN:
-                raise ImageFormatError(f'{results["img_path"] or "image"} holds values above {FFX_DOMAIN - 1}: '
-                                       'not an encrypted image')
-            results['img'] = encrypted.astype(np.int16) if encrypted.dtype != np.uint8 else encrypted
-            results[PADDING_META_KEY] = (0, 0, 0, 0)
-        else:
-            results = self.resize(results)
-            encrypt_results(results, cipher, block_size=self.block_size)
-        return self.pack(results)
+            return Compose([self._load_encrypted, dict(type=PACK)])
+        # mmseg edits the pipeline it is given; the model's config keeps its own (annotations included).
+        cfg = copy.deepcopy(cfg)
+        for step in cfg.test_dataloader.dataset.pipeline:
+            if transform_type(step) == ENCRYPT and self.key_file is not None:
+                step['key_file'] = self.key_file
+        pipeline = super()._init_pipeline(cfg)
+        self._encrypt = next(t for t in pipeline.transforms if type(t).__name__ == ENCRYPT)
+        return pipeline
 
-    @torch.no_grad()
-    def __call__(self, images: Union[ImageInput, Sequence[ImageInput]], cipher: Union[str, BlockCipher] = 'key',
-                 batch_size: int = 4) -> List:
-        """Predict label maps.
+    def _load_encrypted(self, single_input: Union[str, np.ndarray]) -> dict:
+        """An already encrypted image, as the client wrote it, checked for whole blocks and its value range."""
+        name = single_input if isinstance(single_input, str) else 'image'
+        if isinstance(single_input, str):
+            image = read_image(single_input, encrypted=True)[..., ::-1]  # RGB file -> BGR, as mmcv loads
+        elif isinstance(single_input, np.ndarray):
+            image = single_input
+        else:
+            raise ImageFormatError(f'expected an image path or an array, got {type(single_input).__name__}')
+        if image.ndim != 3 or image.shape[2] != 3:
+            raise ImageFormatError(f'{name}: expected an HxWx3 encrypted image, got shape {image.shape}')
+        height, width = image.shape[:2]
+        if height % self.block_size or width % self.block_size:
+            raise ImageFormatError(f'{name} is {height}x{width}, not a multiple of the block size '
+                                   f'{self.block_size}: encrypt it with --pad')
+        if image.max() >= FFX_DOMAIN:
+            raise ImageFormatError(f'{name} holds values above {FFX_DOMAIN - 1}: not an encrypted image')
+        image = np.ascontiguousarray(image if image.dtype == np.uint8 else image.astype(np.int16))
+        return dict(img=image, img_path=single_input if isinstance(single_input, str) else None,
+                    ori_shape=(height, width), img_shape=(height, width))
+
+    def _inputs_to_list(self, inputs) -> list:
+        if isinstance(inputs, (str, Path)) and osp.isdir(str(inputs)):
+            files = sorted(p for p in Path(inputs).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            inputs = [str(p) for p in files]
+        listed = super()._inputs_to_list([str(i) if isinstance(i, Path) else i for i in inputs]
+                                         if isinstance(inputs, (list, tuple)) else inputs)
+        self._input_names = [Path(i).stem if isinstance(i, str) else None for i in listed]
+        return listed
+
+    def __call__(self, inputs, cipher: Union[str, BlockCipher, None] = 'key', **kwargs):
+        """Predict, as ``MMSegInferencer.__call__``, with the key or another condition.
 
         Args:
-            images: one or more paths or RGB arrays.
+            inputs: an image path, a folder, a BGR array, or a list of them.
             cipher: ``'key'`` (the inferencer's key), ``'plain'`` (no
                 encryption: what an unauthorized user gets), or another
-                :class:`BlockCipher` (a wrong key).
-            batch_size (int): images per forward pass.
-
-        Returns:
-            list[SegDataSample]: with ``pred_sem_seg`` at each image's size.
+                :class:`BlockCipher` (a wrong key). Ignored with
+                ``encrypted_input``.
+            **kwargs: ``return_datasamples``, ``batch_size``, ``out_dir``,
+                ``opacity``, ... as for ``MMSegInferencer``.
         """
-        if isinstance(images, (str, Path, np.ndarray)):
-            images = [images]
-        if cipher == 'key':
-            cipher = self.cipher
-        elif cipher == 'plain':
-            cipher = None
-        results = []
-        for start in range(0, len(images), batch_size):
-            batch = pseudo_collate([self._prepare(image, cipher) for image in images[start:start + batch_size]])
-            results += self.model.test_step(batch)
-        return results
+        if self.encrypted_input:
+            return super().__call__(inputs, **kwargs)
+        chosen = self.cipher if cipher == 'key' else None if cipher == 'plain' else cipher
+        if chosen is not None and not isinstance(chosen, BlockCipher):
+            raise ValueError(f"cipher must be 'key', 'plain' or a BlockCipher, got {cipher!r}")
+        self._encrypt.cipher = chosen
+        try:
+            return super().__call__(inputs, **kwargs)
+        finally:
+            self._encrypt.cipher = self.cipher
 
+    def visualize(self, inputs: list, preds, **kwargs):
+        if self.encrypted_input:
+            return None  # the server sees only ciphertext: there is nothing to draw the prediction on
+        return super().visualize(inputs, preds, **kwargs)
 
-def predict_folder(inferencer: ProtectedInferencer, source: Union[str, Path], out: Union[str, Path],
-                   alpha: float = 0.5, progress=None) -> List[Path]:
-    """Predict every image under ``source``; write ``<name>_mask.png`` (class indices) and
-    ``<name>_overlay.png`` (colours over the plain image, or alone for encrypted input)."""
-    import cv2
-
-    from ..visualization import colorize, overlay
-    from .image_encryption import list_images, write_image
-    root, files = list_images(source)
-    out = Path(out)
-    written = []
-    for number, path in enumerate(files, 1):
-        [result] = inferencer([path])
-        mask = result.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
-        stem = out / path.relative_to(root).with_suffix('')
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(f'{stem}_mask.png', mask)
-        picture = colorize(mask, inferencer.palette) if inferencer.encrypted_input else overlay(
-            read_image(path), mask, inferencer.palette, alpha)
-        write_image(f'{stem}_overlay.png', picture)
-        written.append(Path(f'{stem}_mask.png'))
-        if progress is not None:
-            progress(number, len(files), path)
-    return written
+    def postprocess(self, preds, visualization, return_datasample: bool = False, pred_out_dir: str = ''):
+        if pred_out_dir and not return_datasample:
+            Path(pred_out_dir).mkdir(parents=True, exist_ok=True)
+            for index, pred in enumerate(preds):
+                name = self._input_names[index] if index < len(self._input_names) else None
+                stem = name or f'{self.num_pred_imgs + index:08d}'
+                mask = pred.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
+                cv2.imwrite(osp.join(pred_out_dir, f'{stem}_pred.png'), mask)
+        return super().postprocess(preds, visualization, return_datasample, '')

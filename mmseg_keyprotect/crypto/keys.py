@@ -357,10 +357,6 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
     path = Path(path).expanduser()
     if not path.is_file():
         raise KeyFileError(f'key file {path} does not exist' if not path.exists() else f'{path} is not a file')
-    mode = path.stat().st_mode
-    if warn_permissions and mode & (stat.S_IRWXG | stat.S_IRWXO):
-        warnings.warn(f'key file {path} is readable by group or others (mode {oct(mode & 0o777)}); '
-                      f'restrict it with: chmod 600 {path}', stacklevel=2)
     try:
         document = json.loads(path.read_text(encoding='utf-8'))
     except UnicodeDecodeError:
@@ -370,6 +366,11 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
                            f'at line {error.lineno})') from None
     if not isinstance(document, dict) or document.get('format') not in (KEY_FORMAT, ARRAYS_FORMAT):
         raise KeyFileError(f'{path} is not a mmseg-keyprotect key file (no "format": "{KEY_FORMAT}")')
+    mode = path.stat().st_mode
+    # A key published on purpose (test vectors, the demo key) says so; every other key should be private.
+    if warn_permissions and mode & (stat.S_IRWXG | stat.S_IRWXO) and document.get('public') is not True:
+        warnings.warn(f'key file {path} is readable by group or others (mode {oct(mode & 0o777)}); '
+                      f'restrict it with: chmod 600 {path}', stacklevel=2)
     version = document.get('version')
     if not isinstance(version, int) or version < 1:
         raise KeyFileError(f'{path}: invalid format version {version!r}')

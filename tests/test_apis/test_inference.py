@@ -24,12 +24,13 @@ def checkpoint(tmp_path_factory):
 
 
 def test_predicts_on_the_original_pixels(checkpoint):
-    inferencer = ProtectedInferencer(PROTECTED, checkpoint['path'], key_file=checkpoint['key'])
+    inferencer = ProtectedInferencer(PROTECTED, checkpoint['path'], key_file=checkpoint['key'], device='cpu')
     image = np.random.default_rng(0).integers(0, 256, (50, 70, 3), dtype=np.uint8)
-    keyed, plain = inferencer([image, image]), inferencer(image, cipher='plain')
-    assert keyed[0].pred_sem_seg.shape == (50, 70) and plain[0].pred_sem_seg.shape == (50, 70)
+    keyed = inferencer([image, image], return_datasamples=True)
+    plain = inferencer(image, cipher='plain', return_datasamples=True)
+    assert keyed[0].pred_sem_seg.shape == (50, 70) and plain.pred_sem_seg.shape == (50, 70)
     other = load_key(checkpoint['key']).cipher('np', 4)
-    assert inferencer(image, cipher=other)[0].pred_sem_seg.shape == (50, 70)
+    assert inferencer(image, cipher=other)['predictions'].shape == (50, 70)
 
 
 def test_wrong_key_and_unprotected_config_are_refused(checkpoint, other_key_file):
@@ -40,8 +41,34 @@ def test_wrong_key_and_unprotected_config_are_refused(checkpoint, other_key_file
 
 
 def test_encrypted_input_needs_whole_blocks(checkpoint):
-    server = ProtectedInferencer(PROTECTED, checkpoint['path'], encrypted_input=True)
+    server = ProtectedInferencer(PROTECTED, checkpoint['path'], encrypted_input=True, device='cpu')
     assert server.cipher is None
     with pytest.raises(ImageFormatError, match='not a multiple of the block size 4'):
         server(np.zeros((10, 12, 3), np.uint8))
-    assert server(np.zeros((64, 64, 3), np.int16))[0].pred_sem_seg.shape == (64, 64)
+    assert server(np.zeros((64, 64, 3), np.int16), return_datasamples=True).pred_sem_seg.shape == (64, 64)
+
+
+def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, key_file):
+    """With the key oracle as the model, each condition's prediction is known pixel by pixel."""
+    from key_oracle import oracle_image, oracle_labels
+    from mmseg.registry import MODELS
+
+    from mmseg_keyprotect.config import protect_config
+    cfg, _ = protect_config(PROTECTED.replace('_shuffle-m4', ''), 'shuffle', 4)
+    cfg.model = dict(type='KeyOracleSegmentor', key_file=key_file, data_preprocessor=cfg.model.data_preprocessor)
+    truth = load_key(key_file).cipher('shuffle', 4)
+    record = dict(method='shuffle', block_size=4, fingerprint=truth.fingerprint)
+    weights = tmp_path / 'oracle.pth'
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict(keyprotect=record)), weights)
+    inferencer = ProtectedInferencer(cfg, str(weights), key_file=key_file, device='cpu')
+    rgb = oracle_image(7, 128)
+    other = load_key(key_file).cipher('np+shuffle', 4)
+
+    def predicted(cipher):
+        sample = inferencer(np.ascontiguousarray(rgb[..., ::-1]), cipher=cipher, return_datasamples=True)
+        return sample.pred_sem_seg.data[0].numpy()
+
+    assert np.array_equal(predicted('key'), oracle_labels(rgb))
+    assert np.array_equal(predicted('plain'), oracle_labels(truth.decrypt(rgb)))
+    assert np.array_equal(predicted(other), oracle_labels(truth.decrypt(other.encrypt(rgb))))
+    assert (predicted('plain') != oracle_labels(rgb)).mean() > 0.5

@@ -53,3 +53,47 @@ def test_one_transform_line_is_enough(tmp_path, key_file, shapes_root):
     runner.call_hook('before_run')
     [pack] = [t for t in runner.test_dataloader.dataset.pipeline.transforms if type(t).__name__ == 'PackSegInputs']
     assert 'padding_size' in pack.meta_keys
+
+
+def oracle_runner(tmp_path, key_file, oracle_root, on_device=False, num_wrong_keys=3):
+    """A test runner of the protected demo config whose model is the key oracle (see tests/key_oracle.py)."""
+    from mmengine.runner import Runner
+
+    from mmseg_keyprotect.config import protect_config
+    cfg, _ = protect_config('configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py', 'shuffle', 4,
+                            key_file=key_file, num_wrong_keys=num_wrong_keys, on_device=on_device)
+    preprocessor = cfg.model.data_preprocessor
+    cfg.model = dict(type='KeyOracleSegmentor', key_file=key_file, data_preprocessor=preprocessor)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].update(num_workers=0, persistent_workers=False)
+        cfg[loader].dataset.data_root = str(oracle_root)
+    cfg.work_dir = str(tmp_path)
+    cfg.load_from = None
+    return Runner.from_cfg(cfg)
+
+
+@pytest.fixture(scope='module')
+def oracle_root(tmp_path_factory):
+    from key_oracle import write_oracle_dataset
+    return write_oracle_dataset(tmp_path_factory.mktemp('oracle'), num_train=2, num_val=4, size=128)
+
+
+@pytest.mark.parametrize('on_device', [False, True])
+def test_protection_gap_has_the_values_of_each_condition(tmp_path, key_file, oracle_root, on_device):
+    """With the true key the oracle is perfect; plain images and each wrong key give exactly what a
+    direct computation gives for that cipher, so a condition run with the wrong cipher fails here."""
+    import numpy as np
+    from key_oracle import expected_miou
+
+    from mmseg_keyprotect.crypto import load_key
+    runner = oracle_runner(tmp_path, key_file, oracle_root, on_device)
+    metrics = runner.test()
+    [hook] = [h for h in runner.hooks if isinstance(h, KeyProtectHook)]
+    truth = load_key(key_file).cipher('shuffle', 4)
+    assert metrics['mIoU'] == pytest.approx(100.0)
+    assert metrics['plain/mIoU'] == pytest.approx(expected_miou(oracle_root, truth, None), abs=0.006)
+    wrong = [expected_miou(oracle_root, truth, cipher) for cipher in hook.wrong_ciphers]
+    assert len(wrong) == 3 and len({c.fingerprint for c in hook.wrong_ciphers} | {truth.fingerprint}) == 4
+    assert metrics['wrong_key/mIoU_mean'] == pytest.approx(np.mean(wrong), abs=0.006)
+    assert metrics['wrong_key/mIoU_max'] == pytest.approx(max(wrong), abs=0.006)
+    assert max(wrong) < 50 and metrics['plain/mIoU'] < 50

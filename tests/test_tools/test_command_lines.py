@@ -112,23 +112,26 @@ def test_infer_tool_and_client_side_encryption(trained, tmp_path):
     # Images at the model's input size (128x128): the client encrypts exactly what the server's
     # key-holding pipeline would, so both routes must give identical masks.
     images = generate_shapes(tmp_path / 'shapes', num_train=1, num_val=3, size=128, seed=2) / 'img_dir' / 'val'
-    run('tools/infer.py', PROTECTED, trained['checkpoint'], images, '--key-file', trained['key'], '--out',
+    run('tools/infer.py', PROTECTED, trained['checkpoint'], images, '--key-file', trained['key'], '--out-dir',
         tmp_path / 'plain_mode')
-    masks = sorted((tmp_path / 'plain_mode').glob('*_mask.png'))
-    assert len(masks) == 3 and len(list((tmp_path / 'plain_mode').glob('*_overlay.png'))) == 3
+    masks = sorted((tmp_path / 'plain_mode' / 'pred').glob('*_pred.png'))
+    assert [m.name for m in masks] == ['00000_pred.png', '00001_pred.png', '00002_pred.png']
+    overlays = sorted(p.name for p in (tmp_path / 'plain_mode' / 'vis').iterdir())
+    assert overlays == ['00000.png', '00001.png', '00002.png']
     import cv2
     assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (128, 128)
     run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'])
-    run('tools/infer.py', PROTECTED, trained['checkpoint'], tmp_path / 'encrypted', '--encrypted-input', '--out',
+    run('tools/infer.py', PROTECTED, trained['checkpoint'], tmp_path / 'encrypted', '--encrypted-input', '--out-dir',
         tmp_path / 'server')
+    assert not (tmp_path / 'server' / 'vis').exists()  # nothing plain to draw on
     for mask in masks:
-        server = cv2.imread(str(tmp_path / 'server' / mask.name), cv2.IMREAD_UNCHANGED)
+        server = cv2.imread(str(tmp_path / 'server' / 'pred' / mask.name), cv2.IMREAD_UNCHANGED)
         assert np.array_equal(server, cv2.imread(str(mask), cv2.IMREAD_UNCHANGED))
 
 
 def test_infer_refuses_a_wrong_key(trained, tmp_path, other_key_file):
     result = run('tools/infer.py', PROTECTED, trained['checkpoint'], trained['data_root'] / 'img_dir' / 'val',
-                 '--key-file', other_key_file, '--out', tmp_path, check=False)
+                 '--key-file', other_key_file, '--out-dir', tmp_path, check=False)
     assert result.returncode != 0 and 'wrong key' in result.stderr and 'Traceback' not in result.stderr
 
 

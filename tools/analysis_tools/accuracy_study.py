@@ -20,7 +20,7 @@ def main():
     parser = argparse.ArgumentParser(description='Authorized mIoU of protected variants vs the unprotected baseline')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')
-    parser.add_argument('--key-file', help='key file (default: data/keys/demo.key, created if missing)')
+    parser.add_argument('--key-file', help='key file (default: the public demo key)')
     parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
     parser.add_argument('--variants', nargs='+', default=[f'{m}:{b}' for m, b in VARIANTS],
                         help='METHOD:M pairs, trained with seed 0')

@@ -16,11 +16,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from mmseg_keyprotect.config import protect_config
-from mmseg_keyprotect.crypto import write_random_key
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 
-from .demo import BASELINE, CONFIG_DIR, evaluate, run_dir, train
+from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, run_dir, train
 
 Variant = Tuple[str, int]
 VARIANTS: Tuple[Variant, ...] = (('shuffle', 2), ('shuffle', 4), ('shuffle', 8), ('shuffle', 16), ('np', 4),
@@ -76,9 +75,7 @@ def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/
     work_dir, data_root = Path(work_dir), Path(data_root)
     generate_shapes(data_root, num_train, num_val)
     if key_file is None:
-        key_file = str(data_root.parent / 'keys' / 'demo.key')
-        if not Path(key_file).exists():
-            write_random_key(key_file)
+        key_file = str(PUBLIC_DEMO_KEY)
     plan: List[Tuple[Optional[Variant], Path, List[int]]] = [(None, CONFIG_DIR / f'{BASELINE}.py', list(seeds))]
     for variant in variants:
         plan.append((variant, variant_config(*variant, work_dir), list(seeds) if variant in repeated else [0]))

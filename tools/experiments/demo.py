@@ -6,7 +6,6 @@ model with its key, on plain images and under random wrong keys, and writes a
 report (markdown, JSON and one PNG per sample row).
 """
 import json
-import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -18,12 +17,15 @@ import torch
 from mmseg_keyprotect.apis import ProtectedInferencer, build_test_runner, build_train_runner
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.config import plugin_config_dir
-from mmseg_keyprotect.crypto.keys import SecretKey, load_key, write_random_key
+from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
-from mmseg_keyprotect.visualization import colorize, displayable
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
+from .panels import colorize, displayable
+
 CONFIG_DIR = plugin_config_dir() / 'segformer'
+# Published on purpose, so that anyone re-running the demo gets the same cipher.
+PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
 # (method, M) -> protected config stem; all are written by tools/protect_config.py from BASELINE.
 PROTECTED = {('shuffle', 4): f'{BASELINE}_shuffle-m4'}
@@ -85,7 +87,8 @@ def sample_figures(config: Path, checkpoint: Path, key_file: str, data_root: Pat
     for path in images:
         rgb = cv2.imread(str(path))[..., ::-1]
         truth = cv2.imread(str(data_root / 'ann_dir' / 'val' / path.name), cv2.IMREAD_UNCHANGED)
-        predictions = [inferencer(rgb, cipher=c)[0].pred_sem_seg.data[0].cpu().numpy() for c in ('key', 'plain', wrong)]
+        predictions = [inferencer(rgb[..., ::-1], cipher=c, return_datasamples=True).pred_sem_seg.data[0].cpu().numpy()
+                       for c in ('key', 'plain', wrong)]
         panels = [rgb, displayable(inferencer.cipher.encrypt(rgb)), colorize(truth, palette)]
         panels += [colorize(p, palette) for p in predictions]
         titles = ['plain image', 'encrypted', 'ground truth', 'with key', 'plain input', 'wrong key']
@@ -152,11 +155,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     _log(f'generating the Shapes dataset in {data_root}')
     generate_shapes(data_root, num_train, num_val)
     if key_file is None:
-        # The key lives beside the data, never in the work dir (which holds logs and checkpoints).
-        key_file = str(data_root.parent / 'keys' / 'demo.key')
-        if not os.path.exists(key_file):
-            write_random_key(key_file)
-            _log(f'created a new key file {key_file}')
+        key_file = str(PUBLIC_DEMO_KEY)
+        _log(f'using the public demo key {key_file}: every run gets the same cipher; it protects nothing')
     fingerprint = load_key(key_file).fingerprint
     rows = []
     _log(f'training the unprotected baseline ({iterations} iterations)')

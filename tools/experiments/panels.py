@@ -1,4 +1,4 @@
-"""Colour label maps and lay them over images, for CLI outputs and reports."""
+"""Image panels for the demo's figures: coloured label maps and viewable encrypted images."""
 from typing import Sequence
 
 import numpy as np
@@ -9,12 +9,6 @@ def colorize(label: np.ndarray, palette: Sequence[Sequence[int]]) -> np.ndarray:
     colours = np.full((256, 3), 255, np.uint8)
     colours[:len(palette)] = np.asarray(palette, np.uint8)
     return colours[np.clip(label, 0, 255).astype(np.uint8)]
-
-
-def overlay(image: np.ndarray, label: np.ndarray, palette: Sequence[Sequence[int]], alpha: float = 0.5) -> np.ndarray:
-    """Blend the colourised label map over an RGB image."""
-    blended = (1 - alpha) * image.astype(np.float32) + alpha * colorize(label, palette).astype(np.float32)
-    return blended.round().astype(np.uint8)
 
 
 def displayable(image: np.ndarray) -> np.ndarray:
