@@ -37,6 +37,7 @@ import os
 import secrets
 import stat
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -62,6 +63,8 @@ FORMAT_VERSION = 1
 PASSWORD_ENV = 'KEYPROTECT_PASSWORD'
 KEY_FILE_ENV = 'KEYPROTECT_KEY_FILE'
 MATERIAL_BYTES = 32
+# Exported arrays of the largest block sizes stay far below this; anything larger is not a key file.
+MAX_KEY_FILE_BYTES = 4 * 2**20
 SCRYPT_DEFAULTS = dict(n=2**17, r=8, p=1)  # about 0.5 s and 128 MiB per derivation
 
 
@@ -249,15 +252,42 @@ def _b64(data: bytes) -> str:
 
 
 def _write_private(path: Union[str, Path], document: dict, overwrite: bool = False) -> Path:
+    """Write a key file as a secrets tool does: 0600 from the first byte, atomically, never through a link.
+
+    The document goes to a new file in the target's folder (created 0600 with
+    ``O_EXCL`` whatever the umask, so it can be neither an existing file nor a
+    link), is flushed to disk, and then takes the target's name: by a hard
+    link, which fails if the name exists, or with ``overwrite`` by a rename,
+    which replaces a link or file rather than writing into it. No moment
+    exists where key material sits in a file with looser permissions, and an
+    interrupted write leaves the old file (or none).
+    """
     path = Path(path)
+    if path.is_symlink():
+        raise KeyFileError(f'{path} is a symbolic link; key files are never written through a link')
+    if path.exists() and not path.is_file():
+        raise KeyFileError(f'{path} exists and is not a regular file')
     if path.exists() and not overwrite:
         raise KeyFileError(f'{path} exists; refusing to overwrite a key file (delete it first)')
     path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
-    with os.fdopen(os.open(path, flags, 0o600), 'w') as handle:
-        json.dump(document, handle, indent=2)
-        handle.write('\n')
-    os.chmod(path, 0o600)
+    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        os.fchmod(descriptor, 0o600)
+        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
+            handle.write(json.dumps(document, indent=2) + '\n')
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(staging, path)
+        else:
+            os.link(staging, path)
+    except FileExistsError:
+        raise KeyFileError(f'{path} appeared while the key was being written; nothing was overwritten') from None
+    except PermissionError as error:
+        raise KeyFileError(f'cannot write the key file {path}: {error.strerror}; nothing was written there') from None
+    finally:
+        if os.path.lexists(staging):
+            os.unlink(staging)
     return path
 
 
@@ -357,8 +387,13 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
     path = Path(path).expanduser()
     if not path.is_file():
         raise KeyFileError(f'key file {path} does not exist' if not path.exists() else f'{path} is not a file')
+    size = path.stat().st_size
+    if size > MAX_KEY_FILE_BYTES:
+        raise KeyFileError(f'{path} is {size} bytes: not a key file (key files are at most '
+                           f'{MAX_KEY_FILE_BYTES // 2**20} MiB)')
     try:
-        document = json.loads(path.read_text(encoding='utf-8'))
+        with open(path, 'rb') as handle:
+            document = json.loads(handle.read(MAX_KEY_FILE_BYTES + 1).decode('utf-8'))
     except UnicodeDecodeError:
         raise KeyFileError(f'{path} is not a mmseg-keyprotect key file (binary content)') from None
     except json.JSONDecodeError as error:

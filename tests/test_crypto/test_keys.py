@@ -196,3 +196,42 @@ def test_loose_permissions_warn(tmp_path):
 
 def test_legacy_key_is_not_secret_key():
     assert LegacyKey(1).fingerprint != LegacyKey(2).fingerprint
+
+
+def test_key_files_are_private_from_the_first_byte_whatever_the_umask(tmp_path):
+    old = os.umask(0)
+    try:
+        write_random_key(tmp_path / 'a.key')
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / 'a.key').stat().st_mode) == 0o600
+    assert [p.name for p in tmp_path.iterdir()] == ['a.key']  # no staging file left behind
+
+
+def test_key_files_are_never_written_through_a_link(tmp_path):
+    (tmp_path / 'out.key').symlink_to(tmp_path / 'elsewhere.txt')
+    for overwrite in (False, True):
+        with pytest.raises(KeyFileError, match='symbolic link'):
+            write_random_key(tmp_path / 'out.key', overwrite=overwrite)
+    assert not (tmp_path / 'elsewhere.txt').exists()
+
+
+def test_overwriting_replaces_the_file_instead_of_writing_into_it(tmp_path):
+    target = tmp_path / 'k.key'
+    first = write_random_key(target)
+    with pytest.raises(KeyFileError, match='refusing to overwrite'):
+        write_random_key(target)
+    assert load_key(target).fingerprint == first.fingerprint
+    inode = target.stat().st_ino
+    other_name = tmp_path / 'hard-link-held-by-someone-else'
+    os.link(target, other_name)
+    second = write_random_key(target, overwrite=True)
+    assert target.stat().st_ino != inode and load_key(target).fingerprint == second.fingerprint
+    assert load_key(other_name).fingerprint == first.fingerprint  # the old file was not written into
+
+
+def test_oversized_key_files_are_refused_unread(tmp_path):
+    path = tmp_path / 'big.key'
+    path.write_bytes(b' ' * (5 * 2**20))
+    with pytest.raises(KeyFileError, match='not a key file'):
+        load_key(path)
