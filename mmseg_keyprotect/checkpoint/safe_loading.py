@@ -11,12 +11,14 @@ import pickle
 import numpy as np
 import torch
 
+# The statistics MMEngine registers on HistoryBuffer, and so pickles with every message hub.
+STATISTICS = ('min', 'max', 'current', 'mean')
+
 
 def checkpoint_globals() -> list:
     """The mmengine and numpy globals an MMEngine checkpoint holds."""
     from mmengine.config.config import ConfigDict
-    from mmengine.logging.history_buffer import HistoryBuffer
-    found = [HistoryBuffer, ConfigDict, np.ndarray, np.dtype]
+    found = [ConfigDict, np.ndarray, np.dtype]
     # numpy's array and scalar reconstructors moved from numpy.core to numpy._core in 2.0.
     multiarray = getattr(np, '_core', None) or np.core
     found += [multiarray.multiarray._reconstruct, multiarray.multiarray.scalar]
@@ -33,16 +35,45 @@ def history_buffer_attribute(owner, name: str):
     The message hub pickles ``HistoryBuffer``'s statistics methods as
     ``getattr(HistoryBuffer, 'mean')``. Allowlisting the builtin ``getattr``
     would let a checkpoint reach any attribute of any allowed object (and from
-    there, code), so this stand-in is registered under its name instead.
+    there, code), so this stand-in is registered under its name instead, and
+    resolves only the statistics MMEngine registers.
     """
     from mmengine.logging.history_buffer import HistoryBuffer
-    if owner is not HistoryBuffer or name.startswith('_') or not callable(getattr(HistoryBuffer, name, None)):
-        raise pickle.UnpicklingError(f'checkpoint asks for {owner!r}.{name}; only HistoryBuffer statistics are allowed')
+    if owner not in (HistoryBuffer, CheckpointHistoryBuffer) or name not in STATISTICS:
+        raise pickle.UnpicklingError(f'checkpoint asks for {owner!r}.{name}; only HistoryBuffer statistics '
+                                     f'{STATISTICS} are allowed')
     return getattr(HistoryBuffer, name)
+
+
+def _checkpoint_history_buffer():
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    class CheckpointHistoryBuffer(HistoryBuffer):
+        """A HistoryBuffer as a checkpoint restores it, minus its statistics table.
+
+        ``HistoryBuffer.__setstate__`` copies the pickled name-to-method table
+        into the table that the class shares with every buffer of the process,
+        so a crafted checkpoint could make ``statistics('mean')`` return the
+        maximum everywhere. The statistics are registered by code at import
+        time; the pickled table is dropped.
+        """
+
+        def __setstate__(self, state):
+            state = dict(state)
+            state.pop('statistics_methods', None)
+            self._set_default_statistics()
+            self.__dict__.update(state)
+
+    CheckpointHistoryBuffer.__module__ = __name__
+    return CheckpointHistoryBuffer
+
+
+CheckpointHistoryBuffer = _checkpoint_history_buffer()
 
 
 def allow_checkpoint_globals() -> None:
     """Register :func:`checkpoint_globals` with ``torch.serialization`` (idempotent)."""
     add = getattr(torch.serialization, 'add_safe_globals', None)
     if add is not None:  # torch < 2.4 has no weights_only default to worry about
-        add(checkpoint_globals() + [(history_buffer_attribute, 'builtins.getattr')])
+        add(checkpoint_globals() + [(history_buffer_attribute, 'builtins.getattr'),
+                                    (CheckpointHistoryBuffer, 'mmengine.logging.history_buffer.HistoryBuffer')])
