@@ -26,9 +26,10 @@ from mmseg.registry import MODELS
 
 from mmseg_keyprotect.crypto import BlockCipher, load_key
 from mmseg_keyprotect.crypto.ciphers import pad_to_multiple
+from mmseg_keyprotect.datasets import CLASSES
 
-NUM_CLASSES = 7  # the Shapes dataset's classes, so its configs and metainfo apply unchanged
-CLASS_WIDTH = 256 // NUM_CLASSES + 1  # red 0..255 -> classes 0..6
+NUM_CLASSES = len(CLASSES)  # the Shapes dataset's classes, so its configs and metainfo apply unchanged
+CLASS_WIDTH = 256 // NUM_CLASSES + 1  # red 0..255 -> classes 0..NUM_CLASSES-1
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
 
 

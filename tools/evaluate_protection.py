@@ -8,9 +8,13 @@ Writes protection_report.{json,md} and figures to --out-dir and prints the
 markdown. docs/en/user_guides/protection_report.md describes the sections.
 """
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from mmengine.config import DictAction
 
+from experiments.provenance import provenance
 from experiments.report_rendering import write_report_files
 from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
 from mmseg_keyprotect.attacks.protection_report import ATTACK_SIZES, evaluate_protection
@@ -38,6 +42,7 @@ def main():
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0, help='seed of image choices and attacks (not of keys)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
+    parser.add_argument('--results-file', help='also write the report JSON here (docs/en/results/ feeds the docs)')
     parser.add_argument('--quick', action='store_true',
                         help='trim the budget: 20 wrong keys, k = 10 only, 40 attack iterations')
     args = parser.parse_args()
@@ -46,10 +51,13 @@ def main():
     if args.quick:
         budget.update(QUICK)
     report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
-                        attacks=args.attacks, num_images=args.num_images, device=args.device, seed=args.seed,
-                        cfg_options=args.cfg_options,
-                        **budget)
+                                 attacks=args.attacks, num_images=args.num_images, device=args.device,
+                                 seed=args.seed, cfg_options=args.cfg_options, **budget)
     markdown = write_report_files(report, args.out_dir)[0]
+    if args.results_file:
+        command = ('python tools/evaluate_protection.py ' + ' '.join(sys.argv[1:])).split(' --results-file')[0]
+        Path(args.results_file).write_text(json.dumps({**report, **provenance(command)}, indent=2, default=float)
+                                           + '\n')
     print(markdown.read_text())
 
 

@@ -13,6 +13,8 @@ import os
 import sys
 
 from mmseg_keyprotect.crypto.keys import (
+    LEGACY_DEFAULT_PASSWORD,
+    LEGACY_PASSWORD_ENV,
     PASSWORD_ENV,
     export_arrays,
     load_key,
@@ -30,6 +32,9 @@ def parse_args():
                         help=f'derive the key from a password (read from ${PASSWORD_ENV} or a prompt) with scrypt')
     parser.add_argument('--legacy-seed', type=int,
                         help='write a published-code key from this integer seed (weak: the seed is the whole key)')
+    parser.add_argument('--legacy-ffx-password', default=None,
+                        help=f'FFX password of a legacy key, stored in the key file in plain text (default: '
+                             f'${LEGACY_PASSWORD_ENV} or {LEGACY_DEFAULT_PASSWORD!r}, as in the published code)')
     parser.add_argument('--force', action='store_true', help='overwrite an existing key file')
     parser.add_argument('--export', metavar='KEY', help='print the concrete per-block arrays of KEY as JSON')
     parser.add_argument('--fingerprint', metavar='KEY', help='print the fingerprint of KEY')
@@ -64,7 +69,7 @@ def main():
     if not args.output:
         raise SystemExit('keygen: give a key file to create, or --export/--fingerprint KEY (see --help)')
     if args.legacy_seed is not None:
-        password = os.environ.get(PASSWORD_ENV) or 'password'
+        password = (args.legacy_ffx_password or os.environ.get(LEGACY_PASSWORD_ENV) or LEGACY_DEFAULT_PASSWORD)
         key = write_legacy_key(args.output, args.legacy_seed, password, overwrite=args.force)
         print('warning: a legacy key is only as strong as its seed; use it to reproduce published results only',
               file=sys.stderr)

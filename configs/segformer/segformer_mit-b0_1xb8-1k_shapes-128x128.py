@@ -15,7 +15,7 @@ model = dict(
     # No pretrained weights: nothing may be downloaded, and the demo trains from scratch.
     backbone=dict(init_cfg=None),
     # A 128-channel head (stock: 256) trains 1.5x faster on CPU at this input size.
-    decode_head=dict(num_classes=7, channels=128, norm_cfg=norm_cfg))
+    decode_head=dict(num_classes=5, channels=128, norm_cfg=norm_cfg))
 
 train_pipeline = [
     dict(type='LoadImageFromFile'),

@@ -121,7 +121,7 @@ def _learning_rate_factor(iteration: int, iterations: int) -> float:
 def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: dict, train_data: LabelledImages,
                  eval_data: LabelledImages, iterations: int, eval_points: Sequence[int], block_size: int,
                  learning_rate: Optional[float] = None, batch_size: int = 8, seed: int = 0,
-                 log: Callable[[str], None] = print) -> Dict:
+                 log: Callable[[str], None] = print, keep_trained: bool = False) -> Dict:
     """Train one attack on ``train_data`` and score it on ``eval_data`` (plain images) along the way.
 
     Args:
@@ -134,6 +134,8 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
         eval_points (Sequence[int]): iterations after which to score.
         learning_rate (float, optional): default 1e-3 for the adapter, the
             config's rate for ``scratch`` and a tenth of it for ``fine_tune``.
+        keep_trained (bool): also return what was trained, under ``trained``
+            (the adapter, or the attacked model), to predict with.
 
     Returns:
         dict: ``curve`` ([iteration, mIoU] pairs, iteration 0 included),
@@ -197,9 +199,12 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
     if attack == 'adapter':
         for parameter in model.parameters():
             parameter.requires_grad_(True)
-    return dict(attack=attack, k=len(train_data), curve=curve, seconds=time.perf_counter() - started,
-                trained_parameters=int(sum(p.numel() for p in trained)), learning_rate=learning_rate,
-                iterations=iterations, batch_size=batch_size)
+    result = dict(attack=attack, k=len(train_data), curve=curve, seconds=time.perf_counter() - started,
+                  trained_parameters=int(sum(p.numel() for p in trained)), learning_rate=learning_rate,
+                  iterations=iterations, batch_size=batch_size)
+    if keep_trained:
+        result['trained'] = adapter if adapter is not None else model
+    return result
 
 
 def evaluation_points(iterations: int, count: int = 4) -> List[int]:

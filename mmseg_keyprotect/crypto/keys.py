@@ -61,6 +61,11 @@ KEY_FORMAT = 'mmseg-keyprotect-key'
 ARRAYS_FORMAT = 'mmseg-keyprotect-arrays'
 FORMAT_VERSION = 1
 PASSWORD_ENV = 'KEYPROTECT_PASSWORD'
+# The FFX password of a legacy key comes from its own variable: a user's real password never lands there.
+LEGACY_PASSWORD_ENV = 'KEYPROTECT_LEGACY_FFX_PASSWORD'
+LEGACY_DEFAULT_PASSWORD = 'password'
+# Password keys store a verifier; 12 random characters put offline guessing out of reach at one scrypt a guess.
+MIN_PASSWORD_LENGTH = 12
 KEY_FILE_ENV = 'KEYPROTECT_KEY_FILE'
 MATERIAL_BYTES = 32
 # Exported arrays of the largest block sizes stay far below this; anything larger is not a key file.
@@ -305,10 +310,19 @@ def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
                           maxmem=256 * n * r + 2**20, dklen=MATERIAL_BYTES)
 
 
-def write_password_key(path, password: str, overwrite: bool = False, **scrypt_params) -> SecretKey:
-    """Write a password key file: salt and scrypt parameters, no secret."""
-    if not password:
-        raise KeyFileError('the password is empty')
+def write_password_key(path, password: str, overwrite: bool = False, min_length: int = MIN_PASSWORD_LENGTH,
+                       **scrypt_params) -> SecretKey:
+    """Write a password key file: salt and scrypt parameters, no secret.
+
+    The file also holds the key's fingerprint, so that a wrong password gets a
+    clear error; that lets whoever holds the file test guesses offline at the
+    cost of one scrypt each (about half a second here). ``min_length``
+    characters keep that search out of reach for random passwords; lower it
+    only for tests.
+    """
+    if len(password or '') < min_length:
+        raise KeyFileError(f'the password has {len(password or "")} characters; at least {min_length} are needed '
+                           '(the key file lets anyone who holds it test guesses offline)')
     params = {**SCRYPT_DEFAULTS, **scrypt_params}
     salt = secrets.token_bytes(16)
     key = SecretKey(_scrypt(password, salt, **params), str(path))
@@ -318,9 +332,12 @@ def write_password_key(path, password: str, overwrite: bool = False, **scrypt_pa
     return key
 
 
-def write_legacy_key(path, seed: int, password: str, overwrite: bool = False) -> LegacyKey:
+def write_legacy_key(path, seed: int, password: str = LEGACY_DEFAULT_PASSWORD, overwrite: bool = False) -> LegacyKey:
+    """Write a key of the published code: an integer seed and the FFX password, both stored in the file."""
     _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='legacy', seed=int(seed),
-                              password=password), overwrite)
+                              password=password,
+                              note='published-code key: the seed and the FFX password above are the whole key, '
+                                   'stored in plain text; for reproducing published results only'), overwrite)
     return LegacyKey(seed, password, str(path))
 
 

@@ -89,24 +89,24 @@ def test_permutation_positions_are_uniform():
 
 
 def test_password_key_round_trip(tmp_path, monkeypatch):
-    written = write_password_key(tmp_path / 'p.key', 'correct horse', **FAST_SCRYPT)
+    written = write_password_key(tmp_path / 'p.key', 'correct horse battery', **FAST_SCRYPT)
     document = json.loads((tmp_path / 'p.key').read_text())
     assert 'material' not in document and 'correct horse' not in (tmp_path / 'p.key').read_text()
-    assert load_key(tmp_path / 'p.key', password='correct horse').fingerprint == written.fingerprint
-    monkeypatch.setenv('KEYPROTECT_PASSWORD', 'correct horse')
+    assert load_key(tmp_path / 'p.key', password='correct horse battery').fingerprint == written.fingerprint
+    monkeypatch.setenv('KEYPROTECT_PASSWORD', 'correct horse battery')
     assert load_key(tmp_path / 'p.key').fingerprint == written.fingerprint
     with pytest.raises(KeyFileError, match='wrong password'):
         load_key(tmp_path / 'p.key', password='wrong')
 
 
 def test_password_keys_are_salted(tmp_path):
-    a = write_password_key(tmp_path / 'a.key', 'same', **FAST_SCRYPT)
-    b = write_password_key(tmp_path / 'b.key', 'same', **FAST_SCRYPT)
+    a = write_password_key(tmp_path / 'a.key', 'same password', **FAST_SCRYPT)
+    b = write_password_key(tmp_path / 'b.key', 'same password', **FAST_SCRYPT)
     assert a.fingerprint != b.fingerprint
 
 
 def test_password_key_without_password_is_a_clear_error(tmp_path, monkeypatch):
-    write_password_key(tmp_path / 'p.key', 'pw', **FAST_SCRYPT)
+    write_password_key(tmp_path / 'p.key', 'pw', min_length=1, **FAST_SCRYPT)  # short: the override for tests
     monkeypatch.delenv('KEYPROTECT_PASSWORD', raising=False)
     with pytest.raises(KeyFileError, match='KEYPROTECT_PASSWORD'):
         load_key(tmp_path / 'p.key')
@@ -235,3 +235,22 @@ def test_oversized_key_files_are_refused_unread(tmp_path):
     path.write_bytes(b' ' * (5 * 2**20))
     with pytest.raises(KeyFileError, match='not a key file'):
         load_key(path)
+
+
+def test_short_passwords_are_refused(tmp_path):
+    with pytest.raises(KeyFileError, match='1 characters; at least 12'):
+        write_password_key(tmp_path / 'p.key', 'x', **FAST_SCRYPT)
+    assert not (tmp_path / 'p.key').exists()
+
+
+def test_legacy_keys_never_read_the_password_variable(tmp_path, monkeypatch):
+    """A user's real password (KEYPROTECT_PASSWORD) must not end up in a legacy key file in plain text."""
+    import subprocess
+    import sys
+    repo = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, KEYPROTECT_PASSWORD='my real password')
+    subprocess.run([sys.executable, 'tools/keygen.py', str(tmp_path / 'l.key'), '--legacy-seed', '3'], cwd=repo,
+                   env=env, check=True, capture_output=True)
+    document = json.loads((tmp_path / 'l.key').read_text())
+    assert document['password'] == 'password' and 'my real password' not in json.dumps(document)
+    assert 'published-code key' in document['note']

@@ -141,7 +141,7 @@ def test_keygen_cli(tmp_path):
     exported = json.loads(run('tools/keygen.py', '--export', tmp_path / 'a.key', '--method', 'ffx',
                               '--block-size', '2').stdout)
     assert len(exported['mask']) == 12 and len(exported['ffx_table']) == 256
-    password = run('tools/keygen.py', tmp_path / 'p.key', '--password', env={'KEYPROTECT_PASSWORD': 'hunter2'})
+    password = run('tools/keygen.py', tmp_path / 'p.key', '--password', env={'KEYPROTECT_PASSWORD': 'hunter2 hunter2'})
     assert 'hunter2' not in (tmp_path / 'p.key').read_text() and 'fingerprint' in password.stdout
     again = run('tools/keygen.py', tmp_path / 'a.key', check=False)
     assert again.returncode != 0 and 'refusing to overwrite' in again.stderr and 'Traceback' not in again.stderr

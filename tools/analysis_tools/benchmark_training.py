@@ -7,6 +7,7 @@ Prints seconds per iteration (data pipeline included) for each round and the
 ratio of the medians, protected / unprotected.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from mmengine.config import DictAction
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
 
 from experiments.benchmarks import benchmark_training  # noqa: E402
+from experiments.provenance import provenance  # noqa: E402
 
 
 def main():
@@ -28,6 +30,7 @@ def main():
     parser.add_argument('--on-device', action='store_true',
                         help='protected twin encrypts batches on the model device (KeyProtectDataPreProcessor)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--results-file', help='write the result, with the command, date and machine, as JSON')
     args = parser.parse_args()
     result = benchmark_training(args.config, args.key_file, args.method, args.block_size, args.iterations,
                                 args.rounds, args.cfg_options, on_device=args.on_device)
@@ -35,6 +38,12 @@ def main():
         print(f'{name:<12} s/iteration per round: ' + ' '.join(f'{v:.4f}' for v in values)
               + f'   median {result["medians"][name]:.4f}')
     print(f'protected / unprotected = {result["ratio"]:.3f}')
+    if args.results_file:
+        command = ('python tools/analysis_tools/benchmark_training.py ' + ' '.join(sys.argv[1:])).split(
+            ' --results-file')[0]
+        Path(args.results_file).write_text(json.dumps(dict(
+            provenance(command), method=args.method, block_size=args.block_size, on_device=args.on_device,
+            iterations=args.iterations, rounds=args.rounds, **result), indent=2) + '\n')
 
 
 if __name__ == '__main__':

@@ -1,11 +1,15 @@
-"""The main job: the whole protection story on the embedded Shapes data.
+"""The main job: the whole protection story on the embedded Shapes data, in about ten minutes.
 
 Generates the data, trains an unprotected baseline and a protected twin (the
-same stock SegFormer config plus BlockwiseEncrypt), evaluates the protected
-model with its key, on plain images and under random wrong keys, and writes a
-report (markdown, JSON and one PNG per sample row).
+stock-derived SegFormer config plus BlockwiseEncrypt), then asks what three
+people get from the protected model: the key holder, a stranger without the
+key (plain images, random wrong keys) and a thief with 10 labelled images
+(the block-wise adapter attack). Writes ``report.json`` (every number, with
+the command, machine and date), ``report.md``, one figure per sample image
+and a local zoo metafile.
 """
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -13,8 +17,15 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 import torch
+from mmengine.hooks import Hook
+from mmengine.utils import ProgressBar
 
-from mmseg_keyprotect.apis import ProtectedInferencer, build_test_runner, build_train_runner
+from mmseg_keyprotect.apis import build_test_runner, build_train_runner
+from mmseg_keyprotect.attacks.labelled_images import encrypt_with, score
+from mmseg_keyprotect.attacks.labelled_images import predict as predict_batch
+from mmseg_keyprotect.attacks.learning_attacks import evaluation_points, train_attack
+from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
+from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.config import plugin_config_dir
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
@@ -22,16 +33,20 @@ from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
+from .provenance import machine
 
 CONFIG_DIR = plugin_config_dir() / 'segformer'
 # Published on purpose, so that anyone re-running the demo gets the same cipher.
 PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
-# (method, M) -> protected config stem; all are written by tools/protect_config.py from BASELINE.
-PROTECTED = {('shuffle', 4): f'{BASELINE}_shuffle-m4'}
-FULL = {('shuffle', 2): f'{BASELINE}_shuffle-m2', ('shuffle', 8): f'{BASELINE}_shuffle-m8',
-        ('np', 4): f'{BASELINE}_np-m4', ('ffx', 4): f'{BASELINE}_ffx-m4',
-        ('shuffle+np', 4): f'{BASELINE}_shuffle-np-m4'}
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE = 'shuffle', 4
+STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
+          'asking what the key holder, a stranger and a thief get', 'drawing the figures',
+          'publishing the checkpoints to the local zoo')
+
+
+def protected_stem(method: str, block_size: int) -> str:
+    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}'
 
 
 def run_dir(work_dir: Path, stem: str, seed: int = 0) -> Path:
@@ -45,8 +60,11 @@ def _log(message: str) -> None:
 
 
 def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path,
-          seed: int = 0) -> Path:
-    """Train ``config`` for ``iterations`` with ``seed``; return the final checkpoint (reused if present)."""
+          seed: int = 0, progress: bool = False) -> Path:
+    """Train ``config`` for ``iterations`` with ``seed``; return the final checkpoint (reused if present).
+
+    With ``progress``, a progress bar replaces MMEngine's console log (the work dir keeps the full log).
+    """
     warmup = min(50, max(1, iterations // 10))
     options = {'randomness.seed': seed, 'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
                'default_hooks.checkpoint.interval': iterations,
@@ -60,14 +78,21 @@ def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int
     if checkpoint.is_file():
         _log(f'{config.name}: reusing {checkpoint}')
         return checkpoint
-    build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options).train()
+    if progress:
+        options['log_level'] = 'WARNING'
+    runner = build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options)
+    if progress:
+        runner.register_hook(_TrainingProgress())
+    runner.train()
     return checkpoint
 
 
 def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[str], data_root: Path,
-             num_wrong_keys: int) -> Dict[str, float]:
+             num_wrong_keys: int, quiet: bool = False) -> Dict[str, float]:
     """Test metrics; for a protected config these include plain/ and wrong_key/ entries."""
     options = {'test_dataloader.dataset.data_root': str(data_root)}
+    if quiet:
+        options['log_level'] = 'WARNING'
     if key_file is not None:
         options['custom_hooks'] = [dict(type='KeyProtectHook', num_wrong_keys=num_wrong_keys, evaluate_plain=True)]
     runner = build_test_runner(str(config), str(checkpoint), key_file=key_file, work_dir=str(work_dir / 'test'),
@@ -75,24 +100,61 @@ def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[
     return runner.test()
 
 
-def sample_figures(config: Path, checkpoint: Path, key_file: str, data_root: Path, out_dir: Path,
-                   count: int = 4) -> List[Path]:
-    """One PNG per validation sample: plain, encrypted, ground truth and three predictions."""
-    inferencer = ProtectedInferencer(str(config), str(checkpoint), key_file=key_file)
-    wrong = SecretKey.generate().cipher(inferencer.method, inferencer.block_size)
-    palette = inferencer.palette
-    images = sorted((data_root / 'img_dir' / 'val').glob('*.png'))[:count]
+class _TrainingProgress(Hook):
+    """A progress bar with the time left, instead of MMEngine's log lines, while the demo trains."""
+
+    priority = 'LOW'
+
+    def before_train(self, runner) -> None:
+        self.bar = ProgressBar(runner.max_iters - runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bar.update()
+
+    def after_train(self, runner) -> None:
+        sys.stdout.write('\n')
+
+
+class _Stages:
+    """Numbered stage headers with the time each took."""
+
+    def __init__(self):
+        self.seconds: Dict[str, float] = {}
+        self._name, self._started = None, 0.0
+
+    def start(self, name: str, about: str = '') -> None:
+        self.finish()
+        self._name, self._started = name, time.time()
+        index = STAGES.index(name) + 1
+        _log(f'[{index}/{len(STAGES)}] {name}' + (f' (about {about} on 2 CPU cores)' if about else ''))
+
+    def finish(self) -> None:
+        if self._name is not None:
+            self.seconds[self._name] = time.time() - self._started
+            self._name = None
+
+
+def sample_figures(evaluation: ProtectionEvaluation, wrong, adapter, out_dir: Path, count: int) -> List[Path]:
+    """One PNG per validation image (the first ``count`` in file order): what each person gets, with its mIoU."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    palette = evaluation.model.dataset_meta['palette']
+    data, cipher = evaluation.test_data, evaluation.cipher
+    conditions = [('with the key', encrypt_with(cipher), None), ('plain input', encrypt_with(None), None),
+                  ('a wrong key', encrypt_with(wrong), None), ('thief, 10 images', encrypt_with(None), adapter)]
     written = []
-    for path in images:
-        rgb = cv2.imread(str(path))[..., ::-1]
-        truth = cv2.imread(str(data_root / 'ann_dir' / 'val' / path.name), cv2.IMREAD_UNCHANGED)
-        predictions = [inferencer(rgb[..., ::-1], cipher=c, return_datasamples=True).pred_sem_seg.data[0].cpu().numpy()
-                       for c in ('key', 'plain', wrong)]
-        panels = [rgb, displayable(inferencer.cipher.encrypt(rgb)), colorize(truth, palette)]
-        panels += [colorize(p, palette) for p in predictions]
-        titles = ['plain image', 'encrypted', 'ground truth', 'with key', 'plain input', 'wrong key']
-        written.append(_save_row(panels, titles, out_dir / f'sample_{path.stem}.png'))
+    for index in range(min(count, len(data))):
+        one = data.subset([index])
+        rgb = data.rgb(index)
+        panels = [rgb, displayable(cipher.encrypt(rgb)), colorize(one.labels[0][0].numpy(), palette)]
+        titles = ['plain image', 'what the model sees', 'ground truth']
+        for name, condition, attack in conditions:
+            batch = dict(inputs=[condition(image) for image in one.images], data_samples=one.samples)
+            with torch.no_grad():
+                [prediction] = predict_batch(evaluation.model, batch, attack)
+            panels.append(colorize(prediction.pred_sem_seg.data[0].cpu().numpy(), palette))
+            titles.append(f'{name}: {score(evaluation.model, one, condition, attack):.1f}')
+        path = Path(data.samples[index].img_path).stem
+        written.append(_save_row(panels, titles, out_dir / f'sample_{path}.png'))
     return written
 
 
@@ -133,60 +195,112 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
     return models
 
 
-def markdown_table(rows: List[Dict]) -> str:
-    header = ('| model | method | M | mIoU with key | plain-image mIoU | wrong-key mIoU mean | wrong-key mIoU max |\n'
-              '|---|---|---|---|---|---|---|')
-    lines = [header]
-    for row in rows:
-        cells = [row['model'], row.get('method', '-'), str(row.get('block_size', '-'))]
-        for key in ('mIoU', 'plain/mIoU', 'wrong_key/mIoU_mean', 'wrong_key/mIoU_max'):
-            value = row['metrics'].get(key)
-            cells.append('-' if value is None else f'{value:.2f}')
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', key_file: Optional[str] = None,
-             iterations: int = 1000, num_wrong_keys: int = 5, full: bool = False, num_figures: int = 4,
-             num_train: int = 400, num_val: int = 100) -> Dict:
+             iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
+             num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
+             block_size: int = DEFAULT_BLOCK_SIZE) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``)."""
     started = time.time()
+    stages = _Stages()
     work_dir, data_root = Path(work_dir), Path(data_root)
-    _log(f'generating the Shapes dataset in {data_root}')
+    stages.start(STAGES[0], 'half a minute')
     generate_shapes(data_root, num_train, num_val)
     if key_file is None:
         key_file = str(PUBLIC_DEMO_KEY)
         _log(f'using the public demo key {key_file}: every run gets the same cipher; it protects nothing')
     fingerprint = load_key(key_file).fingerprint
-    rows = []
-    _log(f'training the unprotected baseline ({iterations} iterations)')
+
+    stages.start(STAGES[1], f'{iterations * 0.2 / 60:.0f} minutes')
     baseline_dir = run_dir(work_dir, BASELINE)
-    baseline_checkpoint = train(CONFIG_DIR / f'{BASELINE}.py', baseline_dir, None, iterations, data_root)
-    metrics = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0)
-    rows.append(dict(model='baseline (unprotected)', config=BASELINE, metrics=metrics,
-                     checkpoint=str(baseline_checkpoint)))
-    figures = []
-    for (method, block_size), stem in {**PROTECTED, **(FULL if full else {})}.items():
-        _log(f'training the protected model: {method}, M = {block_size} ({iterations} iterations)')
-        config = CONFIG_DIR / f'{stem}.py'
-        model_dir = run_dir(work_dir, stem)
-        checkpoint = train(config, model_dir, key_file, iterations, data_root)
-        _log(f'evaluating {stem}: with the key, plain images and {num_wrong_keys} wrong keys')
-        metrics = evaluate(config, checkpoint, model_dir, key_file, data_root, num_wrong_keys)
-        rows.append(dict(model='protected', config=stem, method=method, block_size=block_size, metrics=metrics,
-                         checkpoint=str(checkpoint)))
-        if not figures:
-            figures = sample_figures(config, checkpoint, key_file, data_root, work_dir / 'figures', num_figures)
+    baseline_checkpoint = train(CONFIG_DIR / f'{BASELINE}.py', baseline_dir, None, iterations, data_root,
+                                progress=True)
+    baseline = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0,
+                        quiet=True)
+
+    stem = protected_stem(method, block_size)
+    config = CONFIG_DIR / f'{stem}.py'
+    stages.start(STAGES[2], f'{iterations * 0.2 / 60:.0f} minutes')
+    model_dir = run_dir(work_dir, stem)
+    checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
+
+    stages.start(STAGES[3], f'{1 + attack_iterations // 200} minute(s)')
+    options = {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
+    evaluation = ProtectionEvaluation(str(config), str(checkpoint), key_file, cfg_options=options)
+    authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
+    wrong_ciphers = [SecretKey.generate().cipher(method, block_size) for _ in range(num_wrong_keys)]
+    wrong = summarize([evaluation.miou(c) for c in wrong_ciphers]) if wrong_ciphers else None
+    rng = np.random.default_rng(0)
+    chosen = np.sort(rng.choice(len(evaluation.train_data), min(attack_images, len(evaluation.train_data)),
+                                replace=False))
+    attack = train_attack('adapter', evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
+                          evaluation.train_data.subset(chosen), evaluation.test_data, attack_iterations,
+                          evaluation_points(attack_iterations), block_size, log=lambda message: None,
+                          keep_trained=True)
+    adapter = attack.pop('trained')
+    num_classes = len(evaluation.model.dataset_meta['classes'])
+    protected = dict(method=method, block_size=block_size, config=stem, authorized=authorized, plain=plain,
+                     wrong_keys=wrong, adapter=attack, chance=chance_levels(evaluation.test_data.labels, num_classes))
+
+    stages.start(STAGES[4])
+    figures = sample_figures(evaluation, wrong_ciphers[0] if wrong_ciphers else SecretKey.generate().cipher(
+        method, block_size), adapter, work_dir / 'figures', num_figures)
+
+    stages.start(STAGES[5])
+    rows = [dict(model='baseline (unprotected)', config=BASELINE, metrics=baseline,
+                 checkpoint=str(baseline_checkpoint)),
+            dict(model='protected', config=stem, method=method, block_size=block_size, checkpoint=str(checkpoint),
+                 metrics={'mIoU': authorized, 'plain/mIoU': plain,
+                          'wrong_key/mIoU_mean': wrong['mean'] if wrong else None,
+                          'wrong_key/mIoU_max': wrong['max'] if wrong else None})]
     zoo_entries = publish_demo_models(rows, work_dir, fingerprint, iterations)
-    report = dict(dataset=str(data_root), iterations=iterations, num_wrong_keys=num_wrong_keys,
-                  key_fingerprint=fingerprint, rows=rows, figures=[str(f) for f in figures], zoo=zoo_entries,
+    stages.finish()
+    report = dict(command='python tools/demo.py' + ('' if iterations == 1000 else f' --iterations {iterations}'),
+                  date=time.strftime('%Y-%m-%d'), machine=machine(), dataset=dict(root=str(data_root),
+                  num_train=num_train, num_val=num_val), iterations=iterations, key_fingerprint=fingerprint,
+                  baseline=dict(mIoU=baseline['mIoU']), protected=protected,
+                  figures=[str(f) for f in figures], zoo=zoo_entries, stage_seconds=stages.seconds,
                   minutes=(time.time() - started) / 60)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / 'report.json').write_text(json.dumps(report, indent=2, default=float))
-    table = markdown_table(rows)
+    report['table'] = headline_table(report)
+    report['summary'] = summary(report)
     (work_dir / 'report.md').write_text(
-        f'# mmseg-keyprotect demo\n\nShapes validation set, {iterations} training iterations, '
-        f'{num_wrong_keys} random wrong keys, {report["minutes"]:.1f} minutes.\n\n{table}\n\n'
+        f'# mmseg-keyprotect demo\n\n{report["summary"]}\n\n{report["table"]}\n\n'
+        f'Rows: the first {len(figures)} validation images. Panels: the plain image, what the protected model '
+        'sees, the ground truth, then its predictions with the key, on the plain image, with a wrong key and '
+        f'after the adapter attack with {attack["k"]} labelled images, each with its own mIoU.\n\n'
         + '\n'.join(f'![sample]({Path(f).relative_to(work_dir)})' for f in figures) + '\n')
-    report['table'] = table
     return report
+
+
+def headline_table(report: Dict) -> str:
+    """The README's table: what the key holder, a stranger and a thief get from the protected model."""
+    protected, wrong, attack = report['protected'], report['protected']['wrong_keys'], report['protected']['adapter']
+    rows = [('unprotected baseline (for reference)', report['baseline']['mIoU']),
+            ('key holder: protected model with the key', protected['authorized']),
+            ('stranger: plain images', protected['plain'])]
+    if wrong:
+        rows.append((f'stranger: {wrong["count"]} random wrong keys, mean / max',
+                     f'{wrong["mean"]:.2f} / {wrong["max"]:.2f}'))
+    rows.append((f'thief with {attack["k"]} labelled images: block-wise adapter, {attack["iterations"]} iterations',
+                 attack['curve'][-1][1]))
+    rows.append(('chance: always the majority class', protected['chance']['majority_class']))
+    lines = [f'| who, with what ({protected["method"]}, M = {protected["block_size"]}) | mIoU |', '|---|---|']
+    lines += [f'| {name} | {value if isinstance(value, str) else f"{value:.2f}"} |' for name, value in rows]
+    return '\n'.join(lines)
+
+
+def summary(report: Dict) -> str:
+    """A few lines that say what happened, in words and numbers."""
+    protected, wrong, attack = report['protected'], report['protected']['wrong_keys'], report['protected']['adapter']
+    machine_text = f'{report["machine"]["cores"]} CPU cores'
+    lines = [f'Finished in {report["minutes"]:.1f} minutes on {machine_text}.',
+             f'The unprotected model scores {report["baseline"]["mIoU"]:.1f} mIoU. Protected with '
+             f'{protected["method"]} at M = {protected["block_size"]}, it scores {protected["authorized"]:.1f} '
+             'with the key.',
+             f'Without the key: {protected["plain"]:.1f} on plain images'
+             + (f', {wrong["mean"]:.1f} on average under {wrong["count"]} random keys (at most {wrong["max"]:.1f})'
+                if wrong else '') + '.',
+             f'A thief with {attack["k"]} labelled images and the block-wise adapter reaches '
+             f'{attack["curve"][-1][1]:.1f} in {attack["seconds"] / 60:.1f} minutes.']
+    return '\n'.join(lines)
