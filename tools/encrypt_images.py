@@ -1,15 +1,21 @@
-"""Encrypt (or decrypt) image files on the client, losslessly.
+"""Encrypt (or decrypt) image files on the client, losslessly, without losing or overwriting any.
 
-    python tools/encrypt_images.py --key-file K --method shuffle --block-size 4 IN OUT [--pad] [--decrypt]
+    python tools/encrypt_images.py IN OUT --key-file K [--method shuffle] [--block-size 4]
+        [--pad] [--decrypt] [--keep-going] [--overwrite]
 
-IN is an image or a folder (searched recursively); OUT is a folder (or a .png
-file for a single image). Encrypted images are 8-bit PNG, or 16-bit PNG when
-the chain has FFX.
+IN is an image or a folder (searched recursively). A folder goes to the folder
+OUT (structure kept, every file a .png); a single image goes to the file OUT
+(*.png) or into OUT if that is an existing folder. Encrypted images are 8-bit
+PNG, or 16-bit PNG when the chain has FFX, and carry their method, block size
+and transform fingerprint (never the key) in their metadata, so decryption and
+the server's --encrypted-input mode refuse a mismatching key. Every problem is
+checked before the first file is written, and each file appears complete or
+not at all.
 """
 import argparse
 import sys
 
-from mmseg_keyprotect.apis import list_images, transform_files
+from mmseg_keyprotect.apis import plan_outputs, transform_files
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
 
@@ -17,34 +23,41 @@ from mmseg_keyprotect.errors import KeyProtectError
 def parse_args():
     parser = argparse.ArgumentParser(description='Encrypt or decrypt images block-wise with a key')
     parser.add_argument('input', help='image file or folder')
-    parser.add_argument('output', help='output folder (or .png file for a single image)')
+    parser.add_argument('output', help='output folder (a .png file, or an existing folder, for a single image)')
     parser.add_argument('--key-file', help='key file (default: $KEYPROTECT_KEY_FILE)')
     parser.add_argument('--method', default='shuffle', help='method or chain: shuffle, np, ffx, shuffle+np, ...')
     parser.add_argument('--block-size', type=int, default=4, help='block size M')
     parser.add_argument('--decrypt', action='store_true', help='decrypt instead of encrypt')
     parser.add_argument('--pad', action='store_true',
                         help='pad right/bottom to a multiple of M instead of refusing such images')
+    parser.add_argument('--keep-going', action='store_true',
+                        help='on a bad image, go on with the rest; list the failures and exit non-zero')
+    parser.add_argument('--overwrite', action='store_true',
+                        help='replace existing output files (even the inputs, when OUT is IN)')
     return parser.parse_args()
 
 
-def main():
+def main() -> int:
     args = parse_args()
     cipher = load_key(args.key_file).cipher(args.method, args.block_size)
-    root, files = list_images(args.input)
+    pairs = plan_outputs(args.input, args.output, overwrite=args.overwrite)
     verb = 'decrypt' if args.decrypt else 'encrypt'
 
     def progress(number, path):
-        print(f'\r[{number}/{len(files)}] {verb}ed {path}', end='' if number < len(files) else '\n',
-              file=sys.stderr, flush=True)
+        print(f'\r[{number}/{len(pairs)}] {path}', end='' if number < len(pairs) else '\n', file=sys.stderr,
+              flush=True)
 
-    written = transform_files(cipher, files, root, args.output, decrypt=args.decrypt, pad=args.pad,
-                              progress=progress)
-    print(f'{verb}ed {len(written)} image(s) into {args.output} ({args.method}, M = {args.block_size}, '
-          f'transform fingerprint {cipher.fingerprint})')
+    written, failures = transform_files(cipher, args.method, pairs, decrypt=args.decrypt, pad=args.pad,
+                                        keep_going=args.keep_going, progress=progress)
+    print(f'{verb}ed {len(written)} of {len(pairs)} image(s) into {args.output} ({args.method}, '
+          f'M = {args.block_size}, transform fingerprint {cipher.fingerprint})')
+    for failure in failures:
+        print(f'failed: {failure}', file=sys.stderr)
+    return 1 if failures else 0
 
 
 if __name__ == '__main__':
     try:
-        main()
+        sys.exit(main())
     except KeyProtectError as error:
         raise SystemExit(f'encrypt_images: error: {error}')

@@ -1,9 +1,17 @@
 """Inference with a key, client-side image encryption, and runners for the training and test tools."""
-from .image_encryption import list_images, read_image, transform_files, write_image
+from .image_encryption import (
+                               EncryptionRecord,
+                               list_images,
+                               plan_outputs,
+                               read_image,
+                               read_record,
+                               transform_files,
+                               write_image,
+)
 from .inference import ProtectedInferencer
 from .runners import build_test_runner, build_train_runner, use_key_file
 
 __all__ = [
-    'list_images', 'read_image', 'transform_files', 'write_image', 'ProtectedInferencer',
-    'build_test_runner', 'build_train_runner', 'use_key_file'
+    'EncryptionRecord', 'list_images', 'plan_outputs', 'read_image', 'read_record', 'transform_files',
+    'write_image', 'ProtectedInferencer', 'build_test_runner', 'build_train_runner', 'use_key_file'
 ]

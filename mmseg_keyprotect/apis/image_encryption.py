@@ -4,16 +4,41 @@ Encrypted images are written as PNG, 8-bit where every value fits (SHF, NP)
 and 16-bit otherwise (FFX values reach 999), so decryption is exact. Arrays
 here are RGB; files are read and written through OpenCV.
 """
+import hmac
+import json
+import os
+import struct
+import tempfile
+import zlib
 from pathlib import Path
-from typing import Callable, Iterable, List, Optional, Tuple, Union
+from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple, Union
 
 import cv2
 import numpy as np
 
-from ..crypto.ciphers import BlockCipher, check_image, pad_to_multiple
+from ..crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
 from ..errors import ImageFormatError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+METADATA_KEYWORD = b'mmseg-keyprotect'
+
+
+class EncryptionRecord(NamedTuple):
+    """How an image file was encrypted, as its PNG metadata says (never the key)."""
+    method: str
+    block_size: int
+    fingerprint: str
+
+    def check(self, method: str, block_size: int, fingerprint: Optional[str], what: str) -> None:
+        """Raise :class:`ImageFormatError` naming ``what`` when the record does not match."""
+        if (self.method, self.block_size) != (method, block_size):
+            raise ImageFormatError(f'{what} was encrypted with {self.method}, M = {self.block_size}, not '
+                                   f'{method}, M = {block_size}')
+        if fingerprint is not None and not hmac.compare_digest(self.fingerprint, fingerprint):
+            raise ImageFormatError(f'{what} was encrypted with another key (transform fingerprint '
+                                   f'{self.fingerprint}, expected {fingerprint})')
 
 
 def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
@@ -26,7 +51,11 @@ def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageFormatError(f'{path}: no such file')
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    try:
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    except cv2.error as error:
+        raise ImageFormatError(f'{path}: OpenCV cannot read this image ({str(error).strip().splitlines()[-1]})') \
+            from None
     if image is None:
         raise ImageFormatError(f'{path}: not a readable image')
     if image.ndim == 2 or image.shape[2] == 1:
@@ -43,14 +72,66 @@ def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
     return np.ascontiguousarray(image[..., ::-1])
 
 
-def write_image(path: Union[str, Path], image: np.ndarray) -> Path:
-    """Write an RGB array as PNG, 16-bit when values exceed 255."""
-    path = Path(path).with_suffix('.png')
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+
+
+def encode_png(image: np.ndarray, record: Optional[EncryptionRecord] = None) -> bytes:
+    """An RGB array as PNG bytes, 16-bit when values exceed 255, with the encryption record as a text chunk."""
     fits = image.dtype == np.uint8 or (image.min() >= 0 and image.max() <= 255)
-    data = image.astype(np.uint8 if fits else np.uint16)[..., ::-1]
-    if not cv2.imwrite(str(path), data):
-        raise OSError(f'could not write {path}')
+    ok, encoded = cv2.imencode('.png', np.ascontiguousarray(image.astype(np.uint8 if fits else np.uint16)[..., ::-1]))
+    if not ok:
+        raise ImageFormatError('OpenCV could not encode the image as PNG')
+    data = encoded.tobytes()
+    if record is None:
+        return data
+    text = json.dumps(record._asdict(), separators=(',', ':')).encode('latin-1')
+    header_end = 8 + 8 + 13 + 4  # signature, then the IHDR chunk (length, type, 13 bytes, CRC)
+    return data[:header_end] + _png_chunk(b'tEXt', METADATA_KEYWORD + b'\0' + text) + data[header_end:]
+
+
+def read_record(path: Union[str, Path]) -> Optional[EncryptionRecord]:
+    """The encryption record of a PNG written by :func:`write_image`, or None if it has none."""
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if not data.startswith(b'\x89PNG\r\n\x1a\n'):
+        return None
+    offset = 8
+    while offset + 8 <= len(data):
+        length, kind = struct.unpack('>I4s', data[offset:offset + 8])
+        body = data[offset + 8:offset + 8 + length]
+        if kind == b'tEXt' and body.startswith(METADATA_KEYWORD + b'\0'):
+            try:
+                fields = json.loads(body[len(METADATA_KEYWORD) + 1:].decode('latin-1'))
+                return EncryptionRecord(str(fields['method']), int(fields['block_size']), str(fields['fingerprint']))
+            except (ValueError, KeyError, TypeError):
+                raise ImageFormatError(f'{path}: damaged mmseg-keyprotect metadata') from None
+        if kind in (b'IDAT', b'IEND'):
+            return None
+        offset += 12 + length
+    return None
+
+
+def write_image(path: Union[str, Path], image: np.ndarray, record: Optional[EncryptionRecord] = None,
+                overwrite: bool = True) -> Path:
+    """Write an RGB array as PNG at ``path``, atomically: a complete file or none.
+
+    Raises:
+        ImageFormatError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise ImageFormatError(f'{path} exists; nothing was overwritten (pass --overwrite to replace it)')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(descriptor, 'wb') as handle:
+            handle.write(encode_png(image, record))
+        os.chmod(staging, 0o644)
+        os.replace(staging, path)
+    finally:
+        if os.path.lexists(staging):
+            os.unlink(staging)
     return path
 
 
@@ -61,37 +142,107 @@ def list_images(source: Union[str, Path]) -> Tuple[Path, List[Path]]:
         return source.parent, [source]
     if not source.is_dir():
         raise ImageFormatError(f'{source}: no such file or folder')
-    files = sorted(p for p in source.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in source.rglob('*') if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         raise ImageFormatError(f'{source}: no images ({", ".join(IMAGE_SUFFIXES)}) in this folder')
     return source, files
 
 
-def transform_files(cipher: BlockCipher, files: Iterable[Path], root: Path, output: Path, decrypt: bool = False,
-                    pad: bool = False, progress: Optional[Callable[[int, Path], None]] = None) -> List[Path]:
-    """Encrypt (or decrypt) image files into ``output``, keeping the folder structure.
+def plan_outputs(source: Union[str, Path], output: Union[str, Path],
+                 overwrite: bool = False) -> List[Tuple[Path, Path]]:
+    """``(input, output)`` file pairs, checked before anything is written.
+
+    A folder goes to a folder (structure kept, every output a ``.png``), whatever
+    the folder is called. A file goes to the ``.png`` file ``output`` names, or
+    into ``output`` if that is an existing folder or a name without a suffix.
+
+    Raises:
+        ImageFormatError: the output is the input or lies inside it, two inputs
+            would get the same output (both named), an output exists and
+            ``overwrite`` is False, or a single output is not named ``.png``.
+    """
+    source, output = Path(source), Path(output)
+    root, files = list_images(source)
+    if source.is_dir():
+        if output.exists() and not output.is_dir():
+            raise ImageFormatError(f'{output} is a file; a folder of images needs an output folder')
+        inside = output.resolve() == source.resolve() or source.resolve() in output.resolve().parents
+        if inside and not overwrite:
+            raise ImageFormatError(f'{output} is {source} or lies inside it: outputs would mix with the inputs '
+                                   'and a second run would encrypt them again (choose another folder)')
+        pairs = [(path, output / path.relative_to(root).with_suffix('.png')) for path in files]
+    else:
+        target = output / f'{source.stem}.png' if output.is_dir() or not output.suffix else output
+        if target.suffix.lower() != '.png':
+            raise ImageFormatError(f'{output}: encrypted images are PNG files; name it *.png or give a folder '
+                                   '(an existing one, or a name without a suffix)')
+        if target.resolve() == source.resolve() and not overwrite:
+            raise ImageFormatError(f'{target} is the input itself (pass --overwrite to replace it)')
+        pairs = [(source, target)]
+    claimed = {}
+    for path, target in pairs:
+        if target in claimed:
+            raise ImageFormatError(f'{claimed[target]} and {path} would both be written to {target}; rename one')
+        claimed[target] = path
+    existing = [target for _, target in pairs if target.exists()]
+    if existing and not overwrite:
+        more = f' and {len(existing) - 1} more' if len(existing) > 1 else ''
+        raise ImageFormatError(f'{existing[0]}{more} already exist; nothing was written (pass --overwrite to '
+                               'replace them, or choose another output)')
+    return pairs
+
+
+def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path, Path]], decrypt: bool = False,
+                    pad: bool = False, keep_going: bool = False,
+                    progress: Optional[Callable[[int, Path], None]] = None) -> Tuple[List[Path], List[str]]:
+    """Encrypt (or decrypt) each ``(input, output)`` pair from :func:`plan_outputs`.
+
+    Encrypted files carry an :class:`EncryptionRecord`; decryption refuses a
+    file whose record names another method, M or key.
 
     Args:
+        method (str): the cipher's method or chain, for the record.
         pad (bool): pad images whose sides are not multiples of M
             (right/bottom, zeros) instead of refusing them.
+        keep_going (bool): on a bad image, note it and go on with the rest.
+
+    Returns:
+        tuple[list[Path], list[str]]: the files written, and one message per
+        image that failed (empty unless ``keep_going``).
+
+    Raises:
+        ImageFormatError: the first bad image, naming it (without ``keep_going``).
     """
-    written = []
-    output = Path(output)
-    for number, path in enumerate(files, 1):
-        image = read_image(path, encrypted=decrypt)
+    written, failures = [], []
+    record = EncryptionRecord('+'.join(parse_method(method)), cipher.block_size, cipher.fingerprint)
+    for number, (path, target) in enumerate(pairs, 1):
         try:
-            if decrypt:
-                result = cipher.decrypt(image.astype(np.int16) if image.dtype == np.uint16 else image)
-            else:
-                check_image(image, str(path))
-                if pad:
-                    image = pad_to_multiple(image, cipher.block_size, 0)
-                result = cipher.encrypt(image)
+            written.append(_transform_file(cipher, record, path, target, decrypt, pad))
         except ImageFormatError as error:
-            hint = '' if pad or decrypt else ' (or pass --pad)'
-            raise ImageFormatError(f'{path}: {error}{hint}') from None
-        target = output / path.relative_to(root) if output.suffix == '' else output
-        written.append(write_image(target, result))
+            if not keep_going:
+                raise
+            failures.append(str(error))
         if progress is not None:
             progress(number, path)
-    return written
+    return written, failures
+
+
+def _transform_file(cipher: BlockCipher, record: EncryptionRecord, path: Path, target: Path, decrypt: bool,
+                    pad: bool) -> Path:
+    image = read_image(path, encrypted=decrypt)
+    try:
+        if decrypt:
+            found = read_record(path)
+            if found is not None:
+                found.check(record.method, record.block_size, record.fingerprint, str(path))
+            result = cipher.decrypt(image.astype(np.int16) if image.dtype == np.uint16 else image)
+        else:
+            check_image(image, str(path))
+            if pad:
+                image = pad_to_multiple(image, cipher.block_size, 0)
+            result = cipher.encrypt(image)
+    except ImageFormatError as error:
+        hint = '' if pad or decrypt else ' (or pass --pad)'
+        message = str(error) if str(error).startswith(str(path)) else f'{path}: {error}'
+        raise ImageFormatError(f'{message}{hint}') from None
+    return write_image(target, result, None if decrypt else record)

@@ -11,6 +11,7 @@ model's input size, and runs them as they are.
 """
 import copy
 import os.path as osp
+import warnings
 from pathlib import Path
 from typing import List, Optional, Union
 
@@ -27,7 +28,7 @@ from ..config.pipelines import ENCRYPT, PACK, encrypt_settings, transform_type
 from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, parse_method
 from ..crypto.keys import load_key
 from ..errors import ConfigError, ImageFormatError
-from .image_encryption import IMAGE_SUFFIXES, read_image
+from .image_encryption import IMAGE_SUFFIXES, read_image, read_record
 
 
 class ProtectedInferencer(MMSegInferencer):
@@ -85,7 +86,10 @@ class ProtectedInferencer(MMSegInferencer):
     def _load_weights_to_model(self, model, checkpoint: Optional[dict], cfg) -> None:
         super()._load_weights_to_model(model, checkpoint, cfg)
         self.record = (checkpoint or {}).get('meta', {}).get(CHECKPOINT_META_KEY)
-        if self.cipher is not None:
+        if self.record is None:
+            warnings.warn(f'{self._checkpoint_name} has no mmseg-keyprotect record: the key cannot be checked '
+                          'against it, and a wrong key would give poor predictions without an error')
+        elif self.cipher is not None:
             check_checkpoint_key(self.record, self.method, self.block_size, self.cipher.fingerprint,
                                  self._key_source, self._checkpoint_name)
 
@@ -105,6 +109,11 @@ class ProtectedInferencer(MMSegInferencer):
         """An already encrypted image, as the client wrote it, checked for whole blocks and its value range."""
         name = single_input if isinstance(single_input, str) else 'image'
         if isinstance(single_input, str):
+            record = read_record(single_input)
+            if record is None:
+                raise ImageFormatError(f'{name} carries no encryption record: not an image encrypted by '
+                                       'tools/encrypt_images.py (plain images are never run in this mode)')
+            record.check(self.method, self.block_size, (self.record or {}).get('fingerprint'), name)
             image = read_image(single_input, encrypted=True)[..., ::-1]  # RGB file -> BGR, as mmcv loads
         elif isinstance(single_input, np.ndarray):
             image = single_input

@@ -2,7 +2,15 @@ import cv2
 import numpy as np
 import pytest
 
-from mmseg_keyprotect.apis import list_images, read_image, transform_files, write_image
+from mmseg_keyprotect.apis import (
+    EncryptionRecord,
+    list_images,
+    plan_outputs,
+    read_image,
+    read_record,
+    transform_files,
+    write_image,
+)
 from mmseg_keyprotect.crypto.keys import load_key
 from mmseg_keyprotect.errors import ImageFormatError
 
@@ -45,9 +53,80 @@ def test_folder_round_trip_keeps_structure(tmp_path, key_file):
     image = np.random.default_rng(0).integers(0, 256, (8, 12, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / 'in' / 'sub' / 'a.png'), image)
     cipher = load_key(key_file).cipher('np+ffx', 4)
-    root, files = list_images(tmp_path / 'in')
-    [encrypted] = transform_files(cipher, files, root, tmp_path / 'enc')
-    assert encrypted == tmp_path / 'enc' / 'sub' / 'a.png'
-    root, files = list_images(tmp_path / 'enc')
-    [decrypted] = transform_files(cipher, files, root, tmp_path / 'dec', decrypt=True)
+    [encrypted], failures = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'in', tmp_path / 'enc'))
+    assert encrypted == tmp_path / 'enc' / 'sub' / 'a.png' and not failures
+    assert read_record(encrypted) == EncryptionRecord('np+ffx', 4, cipher.fingerprint)
+    [decrypted], _ = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'enc', tmp_path / 'dec'),
+                                     decrypt=True)
     assert np.array_equal(cv2.imread(str(decrypted)), image)
+    assert read_record(decrypted) is None
+
+
+def write_images(folder, names, size=(8, 8)):
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        cv2.imwrite(str(folder / name), np.full((*size, 3), 10 * index, np.uint8))
+
+
+def test_an_output_that_is_the_input_or_inside_it_is_refused(tmp_path):
+    write_images(tmp_path / 'in', ['a.png'])
+    for output in (tmp_path / 'in', tmp_path / 'in' / 'enc'):
+        with pytest.raises(ImageFormatError, match='lies inside it'):
+            plan_outputs(tmp_path / 'in', output)
+    with pytest.raises(ImageFormatError, match='is the input itself'):
+        plan_outputs(tmp_path / 'in' / 'a.png', tmp_path / 'in' / 'a.png')
+
+
+def test_two_inputs_with_one_output_name_are_refused_by_name(tmp_path):
+    write_images(tmp_path / 'in', ['same.jpg', 'same.png'])
+    with pytest.raises(ImageFormatError, match=r'same\.jpg and .*same\.png would both be written to'):
+        plan_outputs(tmp_path / 'in', tmp_path / 'out')
+    assert not (tmp_path / 'out').exists()
+
+
+def test_a_dot_in_a_folder_name_does_not_make_it_a_file(tmp_path, key_file):
+    write_images(tmp_path / 'in', ['a.png', 'b.png'])
+    cipher = load_key(key_file).cipher('shuffle', 4)
+    written, _ = transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'enc.v1'))
+    assert sorted(p.name for p in (tmp_path / 'enc.v1').iterdir()) == ['a.png', 'b.png'] and len(written) == 2
+
+
+def test_existing_outputs_are_not_overwritten_unless_asked(tmp_path, key_file):
+    write_images(tmp_path / 'in', ['a.png'])
+    cipher = load_key(key_file).cipher('shuffle', 4)
+    transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'out'))
+    before = (tmp_path / 'out' / 'a.png').read_bytes()
+    with pytest.raises(ImageFormatError, match='already exist; nothing was written'):
+        plan_outputs(tmp_path / 'in', tmp_path / 'out')
+    transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'out', overwrite=True))
+    assert (tmp_path / 'out' / 'a.png').read_bytes() == before  # same key, same bytes: replaced, not appended
+
+
+def test_keep_going_processes_the_rest_and_lists_failures(tmp_path, key_file):
+    write_images(tmp_path / 'in', ['a.png', 'c.png'])
+    (tmp_path / 'in' / 'b.png').write_bytes(b'not an image')
+    cipher = load_key(key_file).cipher('shuffle', 4)
+    pairs = plan_outputs(tmp_path / 'in', tmp_path / 'out')
+    with pytest.raises(ImageFormatError, match='b.png: not a readable image'):
+        transform_files(cipher, 'shuffle', pairs)
+    written, failures = transform_files(cipher, 'shuffle', pairs, keep_going=True)
+    assert [p.name for p in written] == ['a.png', 'c.png'] and len(failures) == 1 and 'b.png' in failures[0]
+    assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]  # no staging files left
+
+
+def test_decryption_refuses_another_key_method_or_block_size(tmp_path, key_file, other_key_file):
+    write_images(tmp_path / 'in', ['a.png'])
+    cipher = load_key(key_file).cipher('shuffle', 4)
+    transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'enc'))
+    for wrong, method, message in ((load_key(other_key_file).cipher('shuffle', 4), 'shuffle', 'another key'),
+                                   (load_key(key_file).cipher('np', 4), 'np', 'encrypted with shuffle, M = 4'),
+                                   (load_key(key_file).cipher('shuffle', 2), 'shuffle', 'not shuffle, M = 2')):
+        with pytest.raises(ImageFormatError, match=message):
+            transform_files(wrong, method, plan_outputs(tmp_path / 'enc', tmp_path / 'dec'), decrypt=True)
+    assert not (tmp_path / 'dec').exists()
+
+
+def test_unsupported_formats_get_a_clean_error(tmp_path):
+    (tmp_path / 'x.exr').write_bytes(b'v/1\x01' + bytes(100))
+    with pytest.raises(ImageFormatError, match='x.exr'):
+        read_image(tmp_path / 'x.exr')

@@ -72,3 +72,29 @@ def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, 
     assert np.array_equal(predicted('plain'), oracle_labels(truth.decrypt(rgb)))
     assert np.array_equal(predicted(other), oracle_labels(truth.decrypt(other.encrypt(rgb))))
     assert (predicted('plain') != oracle_labels(rgb)).mean() > 0.5
+
+
+def test_encrypted_input_refuses_plain_images_and_other_keys(tmp_path, checkpoint, other_key_file):
+    import cv2
+
+    from mmseg_keyprotect.apis import plan_outputs, transform_files
+    image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    (tmp_path / 'plain').mkdir()
+    cv2.imwrite(str(tmp_path / 'plain' / 'a.png'), image)
+    for name, key in (('right', checkpoint['key']), ('other', other_key_file)):
+        cipher = load_key(key).cipher('shuffle', 4)
+        transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'plain', tmp_path / name))
+    server = ProtectedInferencer(PROTECTED, checkpoint['path'], encrypted_input=True, device='cpu')
+    assert server(str(tmp_path / 'right' / 'a.png'))['predictions'].shape == (64, 64)
+    with pytest.raises(ImageFormatError, match='carries no encryption record'):
+        server(str(tmp_path / 'plain' / 'a.png'))
+    with pytest.raises(ImageFormatError, match='another key'):
+        server(str(tmp_path / 'other' / 'a.png'))
+
+
+def test_a_checkpoint_without_a_record_warns_that_the_key_cannot_be_checked(tmp_path, checkpoint):
+    state = torch.load(checkpoint['path'])
+    state['meta'].pop('keyprotect')
+    torch.save(state, tmp_path / 'bare.pth')
+    with pytest.warns(UserWarning, match='key cannot be checked'):
+        ProtectedInferencer(PROTECTED, str(tmp_path / 'bare.pth'), key_file=checkpoint['key'], device='cpu')
