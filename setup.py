@@ -43,7 +43,7 @@ setup(
     cmdclass={'build_py': BuildPyWithMim},
     install_requires=['numpy', 'pyffx>=0.3', 'mmsegmentation>=1.2.2,<1.3', 'mmengine>=0.10,<0.11',
                       'mmcv>=2.0.0,<2.2.0', 'torch', 'pyyaml'],
-    extras_require=dict(tests=['pytest', 'ruff']),
+    extras_require=dict(tests=['pytest', 'ruff', 'hypothesis']),
     classifiers=['Programming Language :: Python :: 3', 'Topic :: Scientific/Engineering :: Image Recognition',
                  'License :: OSI Approved :: Apache Software License'],
     zip_safe=False,

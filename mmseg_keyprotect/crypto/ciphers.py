@@ -30,6 +30,8 @@ from ..errors import ImageFormatError, KeyProtectError
 
 METHODS = ('shuffle', 'np', 'ffx')
 FFX_DOMAIN = 1000  # three decimal digits
+# The largest block side accepted: 3 * 64 * 64 = 12,288 values per block.
+MAX_BLOCK_SIZE = 64
 CHANNEL_ORDERS = ('rgb', 'bgr')
 
 
@@ -61,6 +63,9 @@ def parse_method(method: Union[str, Sequence[str]]) -> Tuple[str, ...]:
 def check_block_size(block_size) -> int:
     if isinstance(block_size, bool) or not isinstance(block_size, (int, np.integer)) or block_size < 1:
         raise KeyProtectError(f'block_size must be a positive integer, got {block_size!r}')
+    if block_size > MAX_BLOCK_SIZE:
+        raise KeyProtectError(f'block_size {block_size} is larger than {MAX_BLOCK_SIZE}: such blocks are larger '
+                              'than the objects of most images, and their keys take minutes to derive')
     return int(block_size)
 
 

@@ -34,6 +34,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 import stat
 import sys
@@ -47,6 +48,7 @@ import numpy as np
 from ..errors import KeyFileError
 from .ciphers import (
     FFX,
+    MAX_BLOCK_SIZE,
     BlockCipher,
     NegativePositive,
     Shuffle,
@@ -431,36 +433,72 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
                            f'up to {FORMAT_VERSION}: upgrade mmseg-keyprotect')
     source = str(path)
     if document['format'] == ARRAYS_FORMAT:
-        steps = document.get('steps') or [{k: v for k, v in document.items()
-                                           if k in ('method', 'permutation', 'mask', 'ffx_table')}]
-        return ArrayKey(_require(document, 'block_size', source), steps, source)
+        steps = document.get('steps')
+        if steps is None:
+            steps = [{k: v for k, v in document.items() if k in ('method', 'permutation', 'mask', 'ffx_table')}]
+        if not isinstance(steps, list) or not steps or not all(isinstance(step, dict) for step in steps):
+            raise KeyFileError(f'{path}: "steps" must be a non-empty list of objects')
+        return ArrayKey(_integer(document, 'block_size', source, 1, MAX_BLOCK_SIZE), steps, source)
     kind = _require(document, 'kind', source)
     if kind == 'random':
-        encoded = _require(document, 'material', source)
-        try:
-            material = base64.b64decode(encoded, validate=True)
-        except (ValueError, TypeError):
-            raise KeyFileError(f'{path}: "material" is not valid base64') from None
-        key = SecretKey(material, source)
+        key = SecretKey(_base64(document, 'material', source, MATERIAL_BYTES, MATERIAL_BYTES), source)
     elif kind == 'password':
         kdf = _require(document, 'kdf', source)
-        if kdf.get('name') != 'scrypt':
-            raise KeyFileError(f'{path}: unsupported KDF {kdf.get("name")!r} (expected "scrypt")')
+        if not isinstance(kdf, dict) or kdf.get('name') != 'scrypt':
+            raise KeyFileError(f'{path}: "kdf" must be an object with "name": "scrypt"')
+        salt = _base64(kdf, 'salt', source, 8, 64, 'kdf.')
+        n = _integer(kdf, 'n', source, 2, 2 ** 20, 'kdf.')
+        if n & (n - 1):
+            raise KeyFileError(f'{path}: "kdf.n" must be a power of two, got {n}')
+        r, p = _integer(kdf, 'r', source, 1, 32, 'kdf.'), _integer(kdf, 'p', source, 1, 16, 'kdf.')
+        if 128 * n * r > 2 ** 30:
+            raise KeyFileError(f'{path}: scrypt with n = {n}, r = {r} needs more than 1 GiB; not a key file of ours')
+        stored = _fingerprint(document, source)
         if password is None:
             password = password_from_environment(password_env, f'key file {path}')
-        key = SecretKey(_scrypt(password, base64.b64decode(kdf['salt']), kdf['n'], kdf['r'], kdf['p']), source)
-        if not hmac.compare_digest(key.fingerprint, str(_require(document, 'fingerprint', source))):
+        key = SecretKey(_scrypt(password, salt, n, r, p), source)
+        if not hmac.compare_digest(key.fingerprint, stored):
             raise KeyFileError(f'wrong password for key file {path}')
         return key
     elif kind == 'legacy':
-        warnings.warn(f'{path} is a legacy (published-code) key: the whole key is the integer seed '
-                      f'{"and password " if document.get("password") else ""}and can be enumerated; '
-                      'use it only to reproduce published results', stacklevel=2)
-        return LegacyKey(_require(document, 'seed', source), document.get('password', 'password'), source)
+        seed = _integer(document, 'seed', source, 0, 2 ** 63 - 1)
+        password = document.get('password', LEGACY_DEFAULT_PASSWORD)
+        if not isinstance(password, str) or not password or len(password) > 1024:
+            raise KeyFileError(f'{path}: "password" must be a non-empty string of at most 1024 characters')
+        warnings.warn(f'{path} is a legacy (published-code) key: the whole key is the integer seed and the '
+                      'password stored in the file, and can be enumerated; use it only to reproduce published '
+                      'results', stacklevel=2)
+        return LegacyKey(seed, password, source)
     else:
         raise KeyFileError(f'{path}: unknown key kind {kind!r} (expected random, password or legacy)')
-    stored = document.get('fingerprint')
-    if stored is not None and not hmac.compare_digest(key.fingerprint, str(stored)):
+    if document.get('fingerprint') is not None and not hmac.compare_digest(key.fingerprint,
+                                                                            _fingerprint(document, source)):
         raise KeyFileError(f'{path} is corrupted: its material does not match its fingerprint')
     return key
+
+
+def _integer(document: dict, field: str, path: str, low: int, high: int, prefix: str = '') -> int:
+    value = _require(document, field, path)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise KeyFileError(f'{path}: "{prefix}{field}" must be an integer from {low} to {high}, got {value!r:.40}')
+    return value
+
+
+def _base64(document: dict, field: str, path: str, low: int, high: int, prefix: str = '') -> bytes:
+    value = _require(document, field, path)
+    try:
+        decoded = base64.b64decode(value.encode('ascii'), validate=True) if isinstance(value, str) else None
+    except (ValueError, UnicodeEncodeError):
+        decoded = None
+    if decoded is None or not low <= len(decoded) <= high:
+        size = f'{low}' if low == high else f'{low} to {high}'
+        raise KeyFileError(f'{path}: "{prefix}{field}" must be base64 of {size} bytes')
+    return decoded
+
+
+def _fingerprint(document: dict, path: str) -> str:
+    value = _require(document, 'fingerprint', path)
+    if not isinstance(value, str) or not re.fullmatch(r'[0-9a-f]{16}', value):
+        raise KeyFileError(f'{path}: "fingerprint" must be 16 lowercase hex digits, got {value!r:.40}')
+    return value
 
