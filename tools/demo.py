@@ -10,12 +10,17 @@ trainings are reused.
 """
 import argparse
 import shutil
+import warnings
 
 from experiments.demo import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, run_demo
 from mmseg_keyprotect.errors import KeyProtectError
 
 
 def main():
+    # The demo is read by people: MMEngine's and mmseg's notices about deprecated options and unset
+    # visualiser backends would bury the stage headers and the progress bars.
+    warnings.simplefilter('ignore', UserWarning)
+    warnings.simplefilter('ignore', DeprecationWarning)
     parser = argparse.ArgumentParser(description='Protected vs unprotected segmentation on the Shapes demo data')
     parser.add_argument('--work-dir', default='work_dirs/demo')
     parser.add_argument('--data-root', default='data/shapes')

@@ -7,7 +7,7 @@ IN is an image or a folder (searched recursively). A folder goes to the folder
 OUT (structure kept, every file a .png); a single image goes to the file OUT
 (*.png) or into OUT if that is an existing folder. Encrypted images are 8-bit
 PNG, or 16-bit PNG when the chain has FFX, and carry their method, block size
-and transform fingerprint (never the key) in their metadata, so decryption and
+and a salted verifier of the transform (never the key) in their metadata, so decryption and
 the server's --encrypted-input mode refuse a mismatching key. Every problem is
 checked before the first file is written, and each file appears complete or
 not at all.
@@ -17,6 +17,7 @@ import sys
 
 from mmseg_keyprotect.apis import plan_outputs, transform_files
 from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.crypto.ciphers import enumerable_warning
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -39,7 +40,11 @@ def parse_args():
 
 def main() -> int:
     args = parse_args()
-    cipher = load_key(args.key_file).cipher(args.method, args.block_size)
+    key = load_key(args.key_file)
+    cipher = key.cipher(args.method, args.block_size)
+    warning = enumerable_warning(args.method, args.block_size)
+    if warning:
+        print(f'warning: {warning}', file=sys.stderr)
     pairs = plan_outputs(args.input, args.output, overwrite=args.overwrite)
     verb = 'decrypt' if args.decrypt else 'encrypt'
 
@@ -50,7 +55,7 @@ def main() -> int:
     written, failures = transform_files(cipher, args.method, pairs, decrypt=args.decrypt, pad=args.pad,
                                         keep_going=args.keep_going, progress=progress)
     print(f'{verb}ed {len(written)} of {len(pairs)} image(s) into {args.output} ({args.method}, '
-          f'M = {args.block_size}, transform fingerprint {cipher.fingerprint})')
+          f'M = {args.block_size}, key fingerprint {key.fingerprint})')
     for failure in failures:
         print(f'failed: {failure}', file=sys.stderr)
     return 1 if failures else 0

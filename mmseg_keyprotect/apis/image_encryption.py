@@ -4,7 +4,6 @@ Encrypted images are written as PNG, 8-bit where every value fits (SHF, NP)
 and 16-bit otherwise (FFX values reach 999), so decryption is exact. Arrays
 here are RGB; files are read and written through OpenCV.
 """
-import hmac
 import json
 import os
 import struct
@@ -17,7 +16,8 @@ import cv2
 import numpy as np
 
 from ..crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
-from ..errors import ImageFormatError
+from ..crypto.verifier import make_verifier, matches
+from ..errors import ImageFormatError, KeyProtectError
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -26,19 +26,27 @@ METADATA_KEYWORD = b'mmseg-keyprotect'
 
 
 class EncryptionRecord(NamedTuple):
-    """How an image file was encrypted, as its PNG metadata says (never the key)."""
+    """How an image file was encrypted, as its PNG metadata says: method, M and a
+    salted, slow verifier of the transform (:mod:`mmseg_keyprotect.crypto.verifier`), never the key."""
     method: str
     block_size: int
-    fingerprint: str
+    verifier: dict
 
-    def check(self, method: str, block_size: int, fingerprint: Optional[str], what: str) -> None:
-        """Raise :class:`ImageFormatError` naming ``what`` when the record does not match."""
+    def check_settings(self, method: str, block_size: int, what: str) -> None:
+        """Raise :class:`ImageFormatError` naming ``what`` when method or M differ."""
         if (self.method, self.block_size) != (method, block_size):
             raise ImageFormatError(f'{what} was encrypted with {self.method}, M = {self.block_size}, not '
                                    f'{method}, M = {block_size}')
-        if fingerprint is not None and not hmac.compare_digest(self.fingerprint, fingerprint):
-            raise ImageFormatError(f'{what} was encrypted with another key (transform fingerprint '
-                                   f'{self.fingerprint}, expected {fingerprint})')
+
+    def check_key(self, method: str, cipher: BlockCipher, what: str) -> None:
+        """Raise :class:`ImageFormatError` naming ``what`` unless ``cipher`` is what encrypted it."""
+        self.check_settings(method, cipher.block_size, what)
+        try:
+            right = matches(self.verifier, cipher)
+        except KeyProtectError as error:
+            raise ImageFormatError(f'{what}: {error}') from None
+        if not right:
+            raise ImageFormatError(f'{what} was encrypted with another key')
 
 
 def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
@@ -103,7 +111,7 @@ def read_record(path: Union[str, Path]) -> Optional[EncryptionRecord]:
         if kind == b'tEXt' and body.startswith(METADATA_KEYWORD + b'\0'):
             try:
                 fields = json.loads(body[len(METADATA_KEYWORD) + 1:].decode('latin-1'))
-                return EncryptionRecord(str(fields['method']), int(fields['block_size']), str(fields['fingerprint']))
+                return EncryptionRecord(str(fields['method']), int(fields['block_size']), dict(fields['verifier']))
             except (ValueError, KeyError, TypeError):
                 raise ImageFormatError(f'{path}: damaged mmseg-keyprotect metadata') from None
         if kind in (b'IDAT', b'IEND'):
@@ -214,10 +222,11 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
         ImageFormatError: the first bad image, naming it (without ``keep_going``).
     """
     written, failures = [], []
-    record = EncryptionRecord('+'.join(parse_method(method)), cipher.block_size, cipher.fingerprint)
+    method = '+'.join(parse_method(method))
+    record = EncryptionRecord(method, cipher.block_size, make_verifier(cipher)) if not decrypt else None
     for number, (path, target) in enumerate(pairs, 1):
         try:
-            written.append(_transform_file(cipher, record, path, target, decrypt, pad))
+            written.append(_transform_file(cipher, method, record, path, target, decrypt, pad))
         except ImageFormatError as error:
             if not keep_going:
                 raise
@@ -227,14 +236,14 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
     return written, failures
 
 
-def _transform_file(cipher: BlockCipher, record: EncryptionRecord, path: Path, target: Path, decrypt: bool,
-                    pad: bool) -> Path:
+def _transform_file(cipher: BlockCipher, method: str, record: Optional[EncryptionRecord], path: Path,
+                    target: Path, decrypt: bool, pad: bool) -> Path:
     image = read_image(path, encrypted=decrypt)
     try:
         if decrypt:
             found = read_record(path)
             if found is not None:
-                found.check(record.method, record.block_size, record.fingerprint, str(path))
+                found.check_key(method, cipher, str(path))
             result = cipher.decrypt(image.astype(np.int16) if image.dtype == np.uint16 else image)
         else:
             check_image(image, str(path))
@@ -245,4 +254,4 @@ def _transform_file(cipher: BlockCipher, record: EncryptionRecord, path: Path, t
         hint = '' if pad or decrypt else ' (or pass --pad)'
         message = str(error) if str(error).startswith(str(path)) else f'{path}: {error}'
         raise ImageFormatError(f'{message}{hint}') from None
-    return write_image(target, result, None if decrypt else record)
+    return write_image(target, result, record)

@@ -90,8 +90,7 @@ class ProtectedInferencer(MMSegInferencer):
             warnings.warn(f'{self._checkpoint_name} has no mmseg-keyprotect record: the key cannot be checked '
                           'against it, and a wrong key would give poor predictions without an error')
         elif self.cipher is not None:
-            check_checkpoint_key(self.record, self.method, self.block_size, self.cipher.fingerprint,
-                                 self._key_source, self._checkpoint_name)
+            check_checkpoint_key(self.record, self.method, self.cipher, self._key_source, self._checkpoint_name)
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         if self.encrypted_input:
@@ -113,7 +112,8 @@ class ProtectedInferencer(MMSegInferencer):
             if record is None:
                 raise ImageFormatError(f'{name} carries no encryption record: not an image encrypted by '
                                        'tools/encrypt_images.py (plain images are never run in this mode)')
-            record.check(self.method, self.block_size, (self.record or {}).get('fingerprint'), name)
+            # Without the key only the settings can be checked; the key holder's --decrypt checks the key too.
+            record.check_settings(self.method, self.block_size, name)
             image = read_image(single_input, encrypted=True)[..., ::-1]  # RGB file -> BGR, as mmcv loads
         elif isinstance(single_input, np.ndarray):
             image = single_input

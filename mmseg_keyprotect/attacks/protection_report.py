@@ -224,7 +224,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     evaluation = ProtectionEvaluation(config, checkpoint, key_file, device, num_images, seed, cfg_options)
     cipher = evaluation.cipher
     report = dict(config=str(config), checkpoint=str(checkpoint), method=evaluation.inferencer.method,
-                  block_size=cipher.block_size, transform_fingerprint=cipher.fingerprint,
+                  block_size=cipher.block_size,
                   test_images=len(evaluation.test_data), seed=seed)
     report['authorized_mIoU'] = evaluation.miou(cipher)
     report['plain_mIoU'] = evaluation.miou(None)

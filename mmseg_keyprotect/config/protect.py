@@ -8,12 +8,13 @@ slide-inference windows start on block boundaries.
 """
 import copy
 import re
+import warnings
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
 
 from mmengine.config import Config
 
-from ..crypto.ciphers import check_block_size, parse_method
+from ..crypto.ciphers import check_block_size, enumerable_warning, parse_method
 from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
 from ..errors import ConfigError
 from .check import check_config
@@ -154,6 +155,9 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
     cfg['custom_imports'] = imports
     hooks = [h for h in (cfg.get('custom_hooks') or []) if transform_type(h) != HOOK]
     cfg['custom_hooks'] = hooks + [dict(type=HOOK, num_wrong_keys=num_wrong_keys, evaluate_plain=evaluate_plain)]
+    warning = enumerable_warning(encrypt['method'], block_size)
+    if warning:
+        warnings.warn(warning, stacklevel=2)
     problems = check_config(cfg)
     if problems:
         raise ConfigError('the protected config is still misaligned:\n  ' + '\n  '.join(problems))

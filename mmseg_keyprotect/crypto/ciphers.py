@@ -20,8 +20,9 @@ data pipeline) and to torch batches (Nx3xHxW, any device) with the same index
 arrays, so both front ends give bit-identical results.
 """
 import hashlib
+import math
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -32,6 +33,9 @@ METHODS = ('shuffle', 'np', 'ffx')
 FFX_DOMAIN = 1000  # three decimal digits
 # The largest block side accepted: 3 * 64 * 64 = 12,288 values per block.
 MAX_BLOCK_SIZE = 64
+# Whoever holds the model can score candidate keys on it, thousands a second on a GPU: key spaces under
+# 2^40 transforms can be searched that way whatever is stored beside the model.
+ENUMERABLE_BITS = 40
 CHANNEL_ORDERS = ('rgb', 'bgr')
 
 
@@ -67,6 +71,28 @@ def check_block_size(block_size) -> int:
         raise KeyProtectError(f'block_size {block_size} is larger than {MAX_BLOCK_SIZE}: such blocks are larger '
                               'than the objects of most images, and their keys take minutes to derive')
     return int(block_size)
+
+
+def key_space(method: Union[str, Sequence[str]], block_size: int) -> int:
+    """How many distinct transforms a method and M allow (FFX tables counted as unsearchable).
+
+    Shuffles: L!; NP and FFX masks: C(L, L/2). The FFX table comes from a 128-bit
+    password and is not counted; its mask is.
+    """
+    length = block_length(block_size)
+    count = 1
+    for name in parse_method(method):
+        count *= math.factorial(length) if name == 'shuffle' else math.comb(length, length // 2)
+    return count
+
+
+def enumerable_warning(method: Union[str, Sequence[str]], block_size: int) -> Optional[str]:
+    """A warning text when the method and M have few enough keys to try them all, else None."""
+    count = key_space(method, block_size)
+    if count >= 2 ** ENUMERABLE_BITS:
+        return None
+    return (f'{"+".join(parse_method(method))} at M = {block_size} has only {count:,} keys (about 2^'
+            f'{math.log2(count):.0f}): whoever holds the model can try them all; use M >= 4')
 
 
 def block_length(block_size: int) -> int:
@@ -213,21 +239,24 @@ class BlockCipher:
             steps.append(FFX.checked(np.asarray(ffx_mask).astype(np.int64), ffx_table, length))
         return cls(steps, block_size)
 
+    def transform_bytes(self) -> bytes:
+        """The composite transform as canonical bytes: equal iff the ciphers act the same."""
+        parts = [b'mmseg-keyprotect/transform/v1', np.int64(self.block_size).tobytes(),
+                 self.source.astype('<i8').tobytes(), self.xor.tobytes()]
+        if self.ffx_table is not None:
+            parts += [self.ffx_mask.astype(np.uint8).tobytes(), self.ffx_table.astype('<i2').tobytes()]
+        return b''.join(parts)
+
     @property
     def fingerprint(self) -> str:
-        """Short hash of the composite transform: equal iff the ciphers are equal.
+        """Short unsalted hash of the composite transform: equal iff the ciphers are equal.
 
-        Recorded in checkpoints so that a wrong key gives a clear error; it
-        identifies the transform, it does not reveal it.
+        For comparing ciphers in memory and for the key holder's own display.
+        Nothing stored beside a model or an image uses it: for small key spaces
+        (M = 2) a plain hash can be searched, so records hold a salted, slow
+        verifier instead (:mod:`mmseg_keyprotect.crypto.verifier`).
         """
-        digest = hashlib.sha256(b'mmseg-keyprotect/transform/v1')
-        digest.update(np.int64(self.block_size).tobytes())
-        digest.update(self.source.astype('<i8').tobytes())
-        digest.update(self.xor.tobytes())
-        if self.ffx_table is not None:
-            digest.update(self.ffx_mask.astype(np.uint8).tobytes())
-            digest.update(self.ffx_table.astype('<i2').tobytes())
-        return digest.hexdigest()[:16]
+        return hashlib.sha256(self.transform_bytes()).hexdigest()[:16]
 
     # ----------------------------------------------------------------- layout
     def _layout(self, width: int, channel_order: str) -> _StripLayout:

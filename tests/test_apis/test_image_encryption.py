@@ -3,7 +3,6 @@ import numpy as np
 import pytest
 
 from mmseg_keyprotect.apis import (
-    EncryptionRecord,
     list_images,
     plan_outputs,
     read_image,
@@ -12,6 +11,7 @@ from mmseg_keyprotect.apis import (
     write_image,
 )
 from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto.verifier import matches
 from mmseg_keyprotect.errors import ImageFormatError
 
 
@@ -55,7 +55,9 @@ def test_folder_round_trip_keeps_structure(tmp_path, key_file):
     cipher = load_key(key_file).cipher('np+ffx', 4)
     [encrypted], failures = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'in', tmp_path / 'enc'))
     assert encrypted == tmp_path / 'enc' / 'sub' / 'a.png' and not failures
-    assert read_record(encrypted) == EncryptionRecord('np+ffx', 4, cipher.fingerprint)
+    record = read_record(encrypted)
+    assert (record.method, record.block_size) == ('np+ffx', 4) and matches(record.verifier, cipher)
+    assert cipher.fingerprint not in encrypted.read_bytes().decode('latin-1')
     [decrypted], _ = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'enc', tmp_path / 'dec'),
                                      decrypt=True)
     assert np.array_equal(cv2.imread(str(decrypted)), image)
@@ -95,11 +97,12 @@ def test_existing_outputs_are_not_overwritten_unless_asked(tmp_path, key_file):
     write_images(tmp_path / 'in', ['a.png'])
     cipher = load_key(key_file).cipher('shuffle', 4)
     transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'out'))
-    before = (tmp_path / 'out' / 'a.png').read_bytes()
+    before = read_record(tmp_path / 'out' / 'a.png')
     with pytest.raises(ImageFormatError, match='already exist; nothing was written'):
         plan_outputs(tmp_path / 'in', tmp_path / 'out')
+    assert read_record(tmp_path / 'out' / 'a.png') == before
     transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'in', tmp_path / 'out', overwrite=True))
-    assert (tmp_path / 'out' / 'a.png').read_bytes() == before  # same key, same bytes: replaced, not appended
+    assert read_record(tmp_path / 'out' / 'a.png') != before  # a new file, with its own verifier salt
 
 
 def test_keep_going_processes_the_rest_and_lists_failures(tmp_path, key_file):

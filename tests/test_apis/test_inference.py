@@ -4,6 +4,7 @@ import torch
 from mmseg.apis import init_model
 
 from mmseg_keyprotect.apis import ProtectedInferencer
+from mmseg_keyprotect.checkpoint import protection_record
 from mmseg_keyprotect.crypto.keys import load_key
 from mmseg_keyprotect.errors import ConfigError, ImageFormatError, KeyFileError
 
@@ -18,7 +19,7 @@ def checkpoint(tmp_path_factory):
     root = tmp_path_factory.mktemp('api')
     key = write_random_key(root / 'model.key')
     model = init_model(PROTECTED, None, device='cpu')
-    record = dict(method='shuffle', block_size=4, fingerprint=key.cipher('shuffle', 4).fingerprint)
+    record = protection_record('shuffle', key.cipher('shuffle', 4))
     torch.save(dict(state_dict=model.state_dict(), meta=dict(keyprotect=record)), root / 'model.pth')
     return dict(path=str(root / 'model.pth'), key=str(root / 'model.key'))
 
@@ -57,7 +58,7 @@ def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, 
     cfg, _ = protect_config(PROTECTED.replace('_shuffle-m4', ''), 'shuffle', 4)
     cfg.model = dict(type='KeyOracleSegmentor', key_file=key_file, data_preprocessor=cfg.model.data_preprocessor)
     truth = load_key(key_file).cipher('shuffle', 4)
-    record = dict(method='shuffle', block_size=4, fingerprint=truth.fingerprint)
+    record = protection_record('shuffle', truth)
     weights = tmp_path / 'oracle.pth'
     torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict(), meta=dict(keyprotect=record)), weights)
     inferencer = ProtectedInferencer(cfg, str(weights), key_file=key_file, device='cpu')
@@ -74,22 +75,24 @@ def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, 
     assert (predicted('plain') != oracle_labels(rgb)).mean() > 0.5
 
 
-def test_encrypted_input_refuses_plain_images_and_other_keys(tmp_path, checkpoint, other_key_file):
+def test_encrypted_input_refuses_plain_images_and_other_settings(tmp_path, checkpoint):
+    """Without the key the server checks what it can: an encryption record, with the model's method and M."""
     import cv2
 
     from mmseg_keyprotect.apis import plan_outputs, transform_files
     image = np.random.default_rng(1).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     (tmp_path / 'plain').mkdir()
     cv2.imwrite(str(tmp_path / 'plain' / 'a.png'), image)
-    for name, key in (('right', checkpoint['key']), ('other', other_key_file)):
-        cipher = load_key(key).cipher('shuffle', 4)
-        transform_files(cipher, 'shuffle', plan_outputs(tmp_path / 'plain', tmp_path / name))
+    for name, method, block_size in (('right', 'shuffle', 4), ('np', 'np', 4), ('m2', 'shuffle', 2)):
+        cipher = load_key(checkpoint['key']).cipher(method, block_size)
+        transform_files(cipher, method, plan_outputs(tmp_path / 'plain', tmp_path / name))
     server = ProtectedInferencer(PROTECTED, checkpoint['path'], encrypted_input=True, device='cpu')
     assert server(str(tmp_path / 'right' / 'a.png'))['predictions'].shape == (64, 64)
     with pytest.raises(ImageFormatError, match='carries no encryption record'):
         server(str(tmp_path / 'plain' / 'a.png'))
-    with pytest.raises(ImageFormatError, match='another key'):
-        server(str(tmp_path / 'other' / 'a.png'))
+    for name, message in (('np', 'encrypted with np, M = 4, not shuffle'), ('m2', 'M = 2, not shuffle, M = 4')):
+        with pytest.raises(ImageFormatError, match=message):
+            server(str(tmp_path / name / 'a.png'))
 
 
 def test_a_checkpoint_without_a_record_warns_that_the_key_cannot_be_checked(tmp_path, checkpoint):

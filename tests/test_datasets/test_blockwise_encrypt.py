@@ -45,14 +45,15 @@ def test_ffx_output_reaches_pack_seg_inputs_as_int16(key_file):
 
 def test_key_comes_from_the_environment(key_env):
     transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt'))
-    assert transform.fingerprint == load_key(key_env).cipher('shuffle', 4).fingerprint
+    assert transform.cipher.fingerprint == load_key(key_env).cipher('shuffle', 4).fingerprint
 
 
-def test_repr_names_fingerprint_not_key(key_file):
+def test_repr_holds_nothing_derived_from_the_key(key_file):
     import json
     transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt', key_file=key_file))
     material = json.loads(open(key_file).read())['material']
-    assert transform.fingerprint in repr(transform) and material not in repr(transform)
+    assert material not in repr(transform) and transform.cipher.fingerprint not in repr(transform)
+    assert "method='shuffle', block_size=4" in repr(transform)
 
 
 def test_missing_key_is_a_clear_error(monkeypatch):

@@ -7,13 +7,21 @@ from mmseg_keyprotect.errors import ConfigError, KeyFileError
 
 
 def test_checkpoint_record_mismatches_are_explained():
-    record = dict(method='shuffle', block_size=4, fingerprint='aaaa')
-    check_checkpoint_key(record, 'shuffle', 4, 'aaaa')
-    check_checkpoint_key(None, 'np', 8, 'bbbb')  # unprotected checkpoints carry no record
-    with pytest.raises(KeyFileError, match='wrong key: my.key gives transform fingerprint bbbb.*trained with aaaa'):
-        check_checkpoint_key(record, 'shuffle', 4, 'bbbb', 'my.key')
+    from mmseg_keyprotect.checkpoint import protection_record
+    from mmseg_keyprotect.crypto import SecretKey
+    right, wrong = SecretKey.generate().cipher('shuffle', 4), SecretKey.generate().cipher('shuffle', 4)
+    record = protection_record('shuffle', right)
+    check_checkpoint_key(record, 'shuffle', right)
+    check_checkpoint_key(None, 'np', wrong)  # unprotected checkpoints carry no record
+    with pytest.raises(KeyFileError, match='wrong key: my.key is not the key ckpt.pth was trained with'):
+        check_checkpoint_key(record, 'shuffle', wrong, 'my.key', 'ckpt.pth')
     with pytest.raises(KeyFileError, match='trained with shuffle with M = 4, but the config encrypts with np'):
-        check_checkpoint_key(record, 'np', 4, 'aaaa')
+        check_checkpoint_key(record, 'np', right)
+    # Records written before verifiers existed hold the plain fingerprint; they still load, and still check.
+    old = dict(method='shuffle', block_size=4, fingerprint=right.fingerprint)
+    check_checkpoint_key(old, 'shuffle', right)
+    with pytest.raises(KeyFileError, match='wrong key'):
+        check_checkpoint_key(old, 'shuffle', wrong)
 
 
 def test_walk_transforms_reaches_tta_branches(key_file):

@@ -53,12 +53,14 @@ def test_training_logs_the_protection_gap(trained):
     assert 'wrong_key/mIoU_max' in trained['log']
 
 
-def test_checkpoint_records_fingerprint_not_key(trained):
+def test_checkpoint_records_a_salted_verifier_not_the_key(trained):
     from mmseg_keyprotect.crypto.keys import load_key
+    from mmseg_keyprotect.crypto.verifier import matches
     checkpoint = torch.load(trained['checkpoint'], map_location='cpu')  # weights_only=True: the allowlist works
     record = checkpoint['meta'][CHECKPOINT_META_KEY]
-    assert record == dict(method='shuffle', block_size=4,
-                          fingerprint=load_key(trained['key']).cipher('shuffle', 4).fingerprint)
+    assert set(record) == {'method', 'block_size', 'verifier'} and record['method'] == 'shuffle'
+    cipher = load_key(trained['key']).cipher('shuffle', 4)
+    assert matches(record['verifier'], cipher) and cipher.fingerprint not in json.dumps(record)
 
 
 def test_no_key_material_anywhere_in_the_work_dir(trained):

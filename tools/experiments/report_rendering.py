@@ -73,8 +73,7 @@ def _percent(value) -> str:
 def markdown_report(report: Dict) -> str:
     """The report as markdown: tables first, figures after."""
     lines = [f'# Protection report: {report["method"]}, M = {report["block_size"]}', '',
-             f'`{report["checkpoint"]}` on {report["test_images"]} test images; transform fingerprint '
-             f'`{report["transform_fingerprint"]}`; {report["minutes"]:.1f} minutes.', '',
+             f'`{report["checkpoint"]}` on {report["test_images"]} test images; {report["minutes"]:.1f} minutes.', '',
              '| condition | mIoU |', '|---|---|']
     if report.get('baseline'):
         lines.append(f'| unprotected baseline, plain images | {_percent(report["baseline"]["mIoU"])} |')

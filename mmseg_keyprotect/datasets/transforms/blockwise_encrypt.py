@@ -102,15 +102,11 @@ class BlockwiseEncrypt(BaseTransform):
         self.cipher: BlockCipher = key.cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
 
-    @property
-    def fingerprint(self) -> str:
-        return self.cipher.fingerprint
-
     def transform(self, results: dict) -> dict:
         return encrypt_results(results, None if self.on_device else self.cipher, self.channel_order, self.pad_val,
                                self.seg_pad_val, self.block_size)
 
     def __repr__(self) -> str:
-        # Names the key by its fingerprint only; the material never appears.
+        # Nothing derived from the key: reprs end up in logs.
         return (f'{self.__class__.__name__}(method={self.method!r}, block_size={self.block_size}, '
-                f'key_file={self.key_file!r}, fingerprint={self.fingerprint!r}, on_device={self.on_device})')
+                f'key_file={self.key_file!r}, on_device={self.on_device})')

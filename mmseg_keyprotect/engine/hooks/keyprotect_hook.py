@@ -11,7 +11,7 @@ from mmseg.registry import HOOKS, TRANSFORMS
 from ...checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from ...config.check import check_config
 from ...config.pipelines import encrypt_settings
-from ...crypto.ciphers import BlockCipher
+from ...crypto.ciphers import BlockCipher, enumerable_warning
 from ...crypto.keys import MATERIAL_BYTES, SecretKey
 from ...datasets.transforms.blockwise_encrypt import PADDING_META_KEY, BlockwiseEncrypt
 from ...errors import ConfigError
@@ -57,9 +57,9 @@ class KeyProtectHook(Hook):
       preprocessor encrypts with the chosen key instead), so this works with
       any number of dataloader workers, DDP (all ranks share the wrong keys)
       and TTA.
-    * Checkpoints: saves the cipher's method, block size and transform
-      fingerprint (never the key) under ``meta['keyprotect']``; loading a
-      checkpoint with a different key raises a clear error.
+    * Checkpoints: saves the cipher's method, block size and a salted, slow
+      verifier of the transform (never the key) under ``meta['keyprotect']``;
+      loading a checkpoint with a different key raises a clear error.
 
     Args:
         num_wrong_keys (int): random wrong keys evaluated. Defaults to 2.
@@ -78,6 +78,7 @@ class KeyProtectHook(Hook):
         self.encrypt: Optional[BlockwiseEncrypt] = None
         self.wrong_ciphers: List = []
         self._evaluators: Dict[str, object] = {}
+        self._record: Optional[dict] = None
 
     # ---------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
@@ -95,9 +96,11 @@ class KeyProtectHook(Hook):
         holder = [materials]
         broadcast_object_list(holder)
         self.wrong_ciphers = [SecretKey(m).cipher(self.encrypt.method, self.encrypt.block_size) for m in holder[0]]
-        runner.logger.info(f'KeyProtectHook: {self.encrypt.method}, M = {self.encrypt.block_size}, transform '
-                           f'fingerprint {self.encrypt.fingerprint}; evaluating plain images: {self.evaluate_plain}, '
-                           f'wrong keys: {self.num_wrong_keys}')
+        runner.logger.info(f'KeyProtectHook: {self.encrypt.method}, M = {self.encrypt.block_size}; evaluating '
+                           f'plain images: {self.evaluate_plain}, wrong keys: {self.num_wrong_keys}')
+        warning = enumerable_warning(self.encrypt.method, self.encrypt.block_size)
+        if warning:
+            runner.logger.warning(f'KeyProtectHook: {warning}')
 
     def _keep_padding_record(self, runner) -> None:
         loops = [getattr(runner, f'_{name}_loop', None) for name in ('train', 'val', 'test')]
@@ -191,7 +194,9 @@ class KeyProtectHook(Hook):
     # ----------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.encrypt is not None:
-            checkpoint.setdefault('meta', {})[CHECKPOINT_META_KEY] = protection_record(self.encrypt)
+            if self._record is None:  # one verifier per run: its scrypt runs once, not at every save
+                self._record = protection_record(self.encrypt.method, self.encrypt.cipher)
+            checkpoint.setdefault('meta', {})[CHECKPOINT_META_KEY] = self._record
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if self.encrypt is None:
@@ -200,6 +205,5 @@ class KeyProtectHook(Hook):
                 return
             self.encrypt = TRANSFORMS.build(settings[0])
         encrypt = self.encrypt
-        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), encrypt.method,
-                             encrypt.block_size, encrypt.fingerprint, encrypt.key_file or '$KEYPROTECT_KEY_FILE',
-                             runner.cfg.get('load_from') or 'checkpoint')
+        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), encrypt.method, encrypt.cipher,
+                             encrypt.key_file or '$KEYPROTECT_KEY_FILE', runner.cfg.get('load_from') or 'checkpoint')
