@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from experiments.report_rendering import write_report_files
 from mmseg_keyprotect.apis import build_test_runner, build_train_runner
@@ -94,3 +95,34 @@ def test_attack_sizes_are_checked():
         resolve_sizes(['ten'], 400)
     with pytest.raises(ConfigError, match='at least 1'):
         resolve_sizes(['0%'], 400)
+
+
+def test_report_values_are_those_of_each_condition(tmp_path, key_file):
+    """With the key oracle as the protected model, the report's numbers are known in advance."""
+    from key_oracle import MEAN, STD, expected_miou, write_oracle_dataset
+    from mmseg.registry import MODELS
+
+    from mmseg_keyprotect.checkpoint import protection_record
+    from mmseg_keyprotect.crypto import load_key
+    from mmseg_keyprotect.datasets import CLASSES, PALETTE
+    data = write_oracle_dataset(tmp_path / 'data', num_train=4, num_val=4, size=128)
+    config = tmp_path / 'oracle.py'
+    config.write_text(f'''_base_ = [{str(PROTECTED)!r}]
+custom_imports = dict(imports=['mmseg_keyprotect', 'key_oracle'], allow_failed_imports=False)
+model = dict(_delete_=True, type='KeyOracleSegmentor', key_file={key_file!r},
+             data_preprocessor=dict(type='SegDataPreProcessor', mean={MEAN}, std={STD}, bgr_to_rgb=True))
+''')
+    truth = load_key(key_file).cipher('shuffle', 4)
+    model = MODELS.build(dict(type='KeyOracleSegmentor', key_file=key_file))
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(keyprotect=protection_record('shuffle', truth),
+                                                             dataset_meta=dict(classes=CLASSES, palette=PALETTE))),
+               tmp_path / 'oracle.pth')
+    options = {f'{split}_dataloader.dataset.data_root': str(data) for split in ('train', 'test')}
+    report = evaluate_protection(str(config), str(tmp_path / 'oracle.pth'), key_file, tmp_path / 'report',
+                                 num_wrong_keys=3, attack_sizes=[], cfg_options=options)
+    assert report['authorized_mIoU'] == pytest.approx(100.0)
+    assert report['plain_mIoU'] == pytest.approx(expected_miou(data, truth, None), abs=0.006)
+    assert report['wrong_keys']['summary']['max'] < 50
+    curve = dict(report['near_keys']['sources'])
+    assert curve[1.0] == pytest.approx(100.0) and curve[0.0] < 50
+    assert report['known_plaintext'][0]['mIoU'] == pytest.approx(100.0)
