@@ -205,5 +205,10 @@ class KeyProtectHook(Hook):
                 return
             self.encrypt = TRANSFORMS.build(settings[0])
         encrypt = self.encrypt
-        check_checkpoint_key(checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY), encrypt.method, encrypt.cipher,
+        record = checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY)
+        if record is None:
+            runner.logger.warning(f'KeyProtectHook: {runner.cfg.get("load_from") or "the checkpoint"} has no '
+                                  'mmseg-keyprotect record: the key cannot be checked against it, and a wrong key '
+                                  'would give poor results without an error')
+        check_checkpoint_key(record, encrypt.method, encrypt.cipher,
                              encrypt.key_file or '$KEYPROTECT_KEY_FILE', runner.cfg.get('load_from') or 'checkpoint')
