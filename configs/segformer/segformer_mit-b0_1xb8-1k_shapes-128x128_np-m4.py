@@ -4,14 +4,11 @@ _base_ = ['segformer_mit-b0_1xb8-1k_shapes-128x128.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='np', block_size=4)
-meta_keys = (
-    'img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
-    'flip_direction', 'reduce_zero_label', 'padding_size')
-train_pipeline = _base_.train_pipeline[:-1] + [encrypt, dict(_base_.train_pipeline[-1], meta_keys=meta_keys)]
-test_pipeline = _base_.test_pipeline[:-1] + [encrypt, dict(_base_.test_pipeline[-1], meta_keys=meta_keys)]
+train_pipeline = _base_.train_pipeline[:-1] + [encrypt, _base_.train_pipeline[-1]]
+test_pipeline = _base_.test_pipeline[:-1] + [encrypt, _base_.test_pipeline[-1]]
 tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
     _base_.tta_pipeline[-1], transforms=_base_.tta_pipeline[-1].transforms[:-1] + [
-        [encrypt], [dict(_base_.tta_pipeline[-1].transforms[-1][0], meta_keys=meta_keys)]])]
+        [encrypt], _base_.tta_pipeline[-1].transforms[-1]])]
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))

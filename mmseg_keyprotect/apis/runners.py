@@ -11,7 +11,9 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..config.check import check_config
 from ..config.loading import resolve_config_path
+from ..config.pipelines import encrypt_settings
 from ..crypto.keys import KEY_FILE_ENV, load_key
 from ..errors import ConfigError
 
@@ -40,6 +42,19 @@ def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: s
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(str(config)))[0])
     return cfg
+
+
+def refuse_partly_protected(cfg: Config) -> None:
+    """Raise :class:`ConfigError` when some pipelines encrypt and others (train, val, test, TTA) do not.
+
+    A config with only some pipelines protected would feed plain images to a
+    protected model without a word; the hook refuses such a config too, but a
+    config with one added transform line has no hook.
+    """
+    if encrypt_settings(cfg):
+        problems = check_config(cfg)
+        if problems:
+            raise ConfigError('the config protects some pipelines but not all of them:\n  ' + '\n  '.join(problems))
 
 
 def prepare_cpu_distributed(cfg: Config) -> None:
@@ -85,6 +100,7 @@ def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Op
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = resume
+    refuse_partly_protected(cfg)
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)
 
@@ -124,5 +140,6 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
         cfg.model = cfg.tta_model
     if out is not None:
         cfg.test_evaluator.update(output_dir=out, keep_results=True)
+    refuse_partly_protected(cfg)
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)

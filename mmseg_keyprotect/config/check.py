@@ -7,7 +7,6 @@ from mmengine.config import Config
 from ..crypto.ciphers import parse_method
 from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
 from .pipelines import (
-    DEFAULT_META_KEYS,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     PACK,
@@ -17,9 +16,8 @@ from .pipelines import (
 )
 
 
-def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> List[str]:
-    """Problems with where BlockwiseEncrypt sits in one pipeline (and, with
-    ``padding_record``, whether PackSegInputs keeps the block padding)."""
+def check_pipeline(pipeline: list, where: str) -> List[str]:
+    """Problems with where BlockwiseEncrypt sits in one pipeline."""
     problems = []
     names = [transform_type(t) for t in pipeline]
     if 'TestTimeAug' in names:
@@ -27,9 +25,6 @@ def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> L
         stage_names = [[transform_type(t) for t in stage] for stage in transform['transforms']]
         flat = [ENCRYPT if ENCRYPT in stage else PACK if PACK in stage else 'other' for stage in stage_names]
         where, names = f'{where} (TestTimeAug stages)', flat
-        packs = [t for stage in transform['transforms'] for t in stage if transform_type(t) == PACK]
-    else:
-        packs = [t for t in pipeline if transform_type(t) == PACK]
     if ENCRYPT not in names:
         return [f'{where}: no {ENCRYPT} step (images would reach the network unencrypted)']
     position = names.index(ENCRYPT)
@@ -37,18 +32,14 @@ def check_pipeline(pipeline: list, where: str, padding_record: bool = True) -> L
     if after:
         problems.append(f'{where}: {after} run after {ENCRYPT}; anything that resizes, crops, flips, pads or '
                         f'changes pixel values must come before it (put it right before {PACK})')
-    for pack in packs if padding_record else []:
-        if PADDING_META_KEY not in tuple(pack.get('meta_keys', DEFAULT_META_KEYS)):
-            problems.append(f'{where}: {PACK}.meta_keys lacks "{PADDING_META_KEY}", so block padding of images '
-                            'whose size is not a multiple of the block size would not be cropped off predictions')
     return problems
 
 
-def check_config(cfg: Config, padding_record: bool = True) -> List[str]:
+def check_config(cfg: Config) -> List[str]:
     """Every alignment problem of a protected config, as messages (empty if fine)."""
     problems = []
     for where, pipeline in config_pipelines(cfg):
-        problems += check_pipeline(pipeline, where, padding_record)
+        problems += check_pipeline(pipeline, where)
     settings = encrypt_settings(cfg)
     block_sizes = {t.get('block_size', 4) for t in settings}
     methods = {'+'.join(parse_method(t.get('method', 'shuffle'))) for t in settings}

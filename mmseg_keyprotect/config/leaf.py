@@ -2,8 +2,7 @@
 
 The leaf inherits the stock config and states only what protection adds: the
 encryption step before ``PackSegInputs`` of each pipeline (built from the
-base's own pipelines through ``_base_``), the padding record that
-``PackSegInputs`` keeps, the plugin import and the hook. Slide-inference
+base's own pipelines through ``_base_``), the plugin import and the hook. Slide-inference
 sizes and the on-device data preprocessor appear only when they change.
 """
 import os
@@ -14,12 +13,10 @@ from typing import List, Optional, Union
 
 from mmengine.config import Config
 
-from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
 from ..errors import ConfigError
 from .loading import load_config
 from .pipelines import (
     DATALOADERS,
-    DEFAULT_META_KEYS,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     HOOK,
@@ -33,7 +30,7 @@ def _pipeline_expression(base: str, pipeline: list, where: str) -> str:
     """``<base>[:-1] + [encrypt, pack]``, for a stock pipeline that ends with PackSegInputs."""
     if not pipeline or transform_type(pipeline[-1]) != PACK:
         raise ConfigError(f'{where} does not end with {PACK}; protect it with protect_config() instead')
-    return f'{base}[:-1] + [encrypt, dict({base}[-1], meta_keys=meta_keys)]'
+    return f'{base}[:-1] + [encrypt, {base}[-1]]'
 
 
 def _tta_expression(pipeline: list) -> str:
@@ -43,7 +40,7 @@ def _tta_expression(pipeline: list) -> str:
         raise ConfigError(f'tta_pipeline does not end with a TestTimeAug whose last stage is [{PACK}]')
     return ('_base_.tta_pipeline[:-1] + [dict(\n'
             '    _base_.tta_pipeline[-1], transforms=_base_.tta_pipeline[-1].transforms[:-1] + [\n'
-            '        [encrypt], [dict(_base_.tta_pipeline[-1].transforms[-1][0], meta_keys=meta_keys)]])]')
+            '        [encrypt], _base_.tta_pipeline[-1].transforms[-1]])]')
 
 
 def _dataset_override(dataset: dict, base: str, named: dict) -> str:
@@ -86,15 +83,13 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
     on_device = transform_type(preprocessor) == DEVICE_PREPROCESSOR
     if on_device:
         settings['on_device'] = True
-    keys = tuple(base.get('train_pipeline', [{}])[-1].get('meta_keys', DEFAULT_META_KEYS)) + (PADDING_META_KEY,)
     lines = [f'# {Path(stock).stem}, protected: block-wise {method}, M = {block_size}.',
              '# The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.']
     lines += [textwrap.fill(f'Changed for block alignment: {note}', 100, initial_indent='# ', subsequent_indent='#   ')
               for note in notes]
     lines += [f'_base_ = [{stock!r}]', '',
-              "custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)",
-              f'encrypt = {_call(settings)}',
-              'meta_keys = (\n    ' + textwrap.fill(', '.join(map(repr, keys)), 100).replace('\n', '\n    ') + ')']
+              f'custom_imports = dict(imports={list(protected.custom_imports.imports)!r}, allow_failed_imports=False)',
+              f'encrypt = {_call(settings)}']
     named = {}
     for name in ('train_pipeline', 'test_pipeline'):
         if base.get(name) is not None:

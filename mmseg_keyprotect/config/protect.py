@@ -3,8 +3,7 @@
 The block grid must line up with what the network sees at every stage:
 :class:`~mmseg_keyprotect.datasets.transforms.BlockwiseEncrypt` goes last
 before ``PackSegInputs`` in every pipeline (including the dataloaders' copies
-and each TTA branch), ``PackSegInputs`` keeps the block-padding record, and
-slide-inference windows start on block boundaries.
+and each TTA branch), and slide-inference windows start on block boundaries.
 """
 import copy
 import re
@@ -21,7 +20,6 @@ from .check import check_config
 from .loading import load_config
 from .pipelines import (
     DATALOADERS,
-    DEFAULT_META_KEYS,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     HOOK,
@@ -30,14 +28,6 @@ from .pipelines import (
     dataset_pipelines,
     transform_type,
 )
-
-
-def _with_padding_key(pack: dict) -> dict:
-    pack = copy.deepcopy(pack)
-    keys = tuple(pack.get('meta_keys', DEFAULT_META_KEYS))
-    if PADDING_META_KEY not in keys:
-        pack['meta_keys'] = keys + (PADDING_META_KEY,)
-    return pack
 
 
 def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> list:
@@ -60,13 +50,11 @@ def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> 
             packs = [i for i, stage in enumerate(stages) if any(transform_type(t) == PACK for t in stage)]
             if not packs:
                 raise ConfigError(f'{where}: TestTimeAug has no PackSegInputs stage to put {ENCRYPT} before')
-            stages[packs[0]] = [_with_padding_key(t) if transform_type(t) == PACK else t for t in stages[packs[0]]]
             stages.insert(packs[0], [copy.deepcopy(encrypt)])
             transform = {**transform, 'transforms': stages}
             anchored = True
         elif kind == PACK:
             result.append(copy.deepcopy(encrypt))
-            transform = _with_padding_key(transform)
             anchored = True
         result.append(transform)
     if not anchored:

@@ -29,7 +29,7 @@ def test_every_pipeline_encrypts_right_before_packing(protected):
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         pipeline = names(cfg[loader].dataset.pipeline)
         assert pipeline[-2:] == ['BlockwiseEncrypt', 'PackSegInputs'], loader
-        assert 'padding_size' in cfg[loader].dataset.pipeline[-1].meta_keys
+        assert 'meta_keys' not in cfg[loader].dataset.pipeline[-1]  # the plugin's PackSegInputs keeps the padding
     stages = cfg.tta_pipeline[-1].transforms
     assert [t['type'] for t in stages[-2]] == ['BlockwiseEncrypt']
     assert [t['type'] for t in stages[-1]] == ['PackSegInputs']

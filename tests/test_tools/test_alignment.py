@@ -157,8 +157,9 @@ def test_training_batch_padding_keeps_blocks_and_labels_aligned(key_file):
     packed = []
     for rgb in images:
         label = expected_labels(rgb).astype(np.uint8)
+        # As after RandomCrop: image and label cut from a larger original.
         packed.append(pipeline(dict(img=np.ascontiguousarray(rgb[..., ::-1]), gt_seg_map=label,
-                                    seg_fields=['gt_seg_map'], img_shape=rgb.shape[:2], ori_shape=rgb.shape[:2])))
+                                    seg_fields=['gt_seg_map'], img_shape=rgb.shape[:2], ori_shape=(120, 160))))
     batch = preprocessor(pseudo_collate(packed), training=True)
     cipher = load_key(key_file).cipher('shuffle', 4)
     values = (batch['inputs'] * torch.tensor(STD).view(1, 3, 1, 1) + torch.tensor(MEAN).view(1, 3, 1, 1)).round()

@@ -33,9 +33,9 @@ def options(data_root, iterations=2):
         for setting in ('num_workers=0', 'persistent_workers=False', f'dataset.data_root={data_root}')]
 
 
-def run(command, root):
+def run(command, root, env=None):
     result = subprocess.run([sys.executable, *map(str, command)], cwd=REPO, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, 'PYTHONPATH': str(REPO / 'tests')})
+                            timeout=600, env={**os.environ, 'PYTHONPATH': str(REPO / 'tests'), **(env or {})})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     return output
@@ -89,3 +89,52 @@ def test_ddp_on_cpu_logs_the_value_of_each_condition(oracle, tmp_path):
     assert metrics['mIoU'] == pytest.approx(100.0)
     assert metrics['plain/mIoU'] == pytest.approx(oracle['plain'], abs=0.006)
     assert metrics['wrong_key/mIoU_max'] < 50
+
+
+def test_one_transform_line_predicts_on_the_original_pixels_with_mmseg_own_tools(tmp_path):
+    """A stock-derived config plus only the BlockwiseEncrypt line, no hook, mmseg's shipped tools/test.py,
+    images of 90x90 (padded to 92x92 blocks): predictions land on the original pixels, and equal those of
+    the protect_config route."""
+    import cv2
+    import mmseg
+    import numpy as np
+    import torch
+    from mmseg.registry import MODELS
+
+    from mmseg_keyprotect.checkpoint import protection_record
+    from mmseg_keyprotect.datasets import CLASSES, PALETTE
+    key = tmp_path / 'model.key'
+    truth = write_random_key(key).cipher('shuffle', 4)
+    data = write_oracle_dataset(tmp_path / 'data', num_train=2, num_val=3, size=90)
+    stock = tmp_path / 'stock.py'
+    stock.write_text(ORACLE_CONFIG.format(protected=str(PROTECTED).replace('_shuffle-m4', ''), key=str(key),
+                                          mean=MEAN, std=STD).replace("'mmseg_keyprotect', ", '') + '''
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(90, 90), keep_ratio=True),
+                 dict(type='LoadAnnotations'), dict(type='PackSegInputs')]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+''')
+    one_line = tmp_path / 'one_line.py'
+    one_line.write_text('''_base_ = ['stock.py']
+custom_imports = dict(imports=['mmseg_keyprotect', 'key_oracle'], allow_failed_imports=False)
+test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(90, 90), keep_ratio=True),
+                 dict(type='LoadAnnotations'), dict(type='BlockwiseEncrypt', method='shuffle', block_size=4),
+                 dict(type='PackSegInputs')]
+test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+''')
+    run(['tools/protect_config.py', stock, '-o', tmp_path / 'leaf.py'], tmp_path)
+    weights = tmp_path / 'oracle.pth'
+    model = MODELS.build(dict(type='KeyOracleSegmentor', key_file=str(key)))
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(keyprotect=protection_record('shuffle', truth),
+                                                             dataset_meta=dict(classes=CLASSES, palette=PALETTE))),
+               weights)
+    mmseg_test = Path(mmseg.__file__).parent / '.mim' / 'tools' / 'test.py'
+    predictions = {}
+    for config in (one_line, tmp_path / 'leaf.py'):
+        out = tmp_path / f'out_{config.stem}'
+        output = run([mmseg_test, config, weights, '--work-dir', tmp_path / f'work_{config.stem}', '--out', out,
+                      '--cfg-options', f'test_dataloader.dataset.data_root={data}', 'test_dataloader.num_workers=0',
+                      'test_dataloader.persistent_workers=False'], tmp_path, env={'KEYPROTECT_KEY_FILE': str(key)})
+        assert logged_metrics(output, 'test')['mIoU'] == pytest.approx(100.0), config.name
+        predictions[config.stem] = [cv2.imread(str(p), cv2.IMREAD_UNCHANGED) for p in sorted(out.glob('*.png'))]
+    assert len(predictions['one_line']) == 3 and predictions['one_line'][0].shape == (90, 90)
+    assert all(np.array_equal(a, b) for a, b in zip(predictions['one_line'], predictions['leaf']))

@@ -31,7 +31,12 @@ def encrypt_results(results: dict, cipher: Optional[BlockCipher], channel_order:
     results['img_shape'] = results['pad_shape'] = (padded_height, padded_width)
     results[PADDING_META_KEY] = (0, padded_width - width, 0, padded_height - height)
     for key in results.get('seg_fields', []):
-        results[key] = pad_to_multiple(results[key], block_size, seg_pad_val)
+        # Labels that follow the image (training, after crops) are padded with it. Labels still at the
+        # original size are what test pipelines load after resizing: mmseg scores predictions against them
+        # on the original pixels (after cropping the padding recorded here), so they stay as they are.
+        label_shape = results[key].shape[:2]
+        if label_shape == (height, width) and label_shape != tuple(results.get('ori_shape', ()))[:2]:
+            results[key] = pad_to_multiple(results[key], block_size, seg_pad_val)
     return results
 
 
@@ -45,9 +50,7 @@ class BlockwiseEncrypt(BaseTransform):
     sides are not multiples of ``block_size`` are padded right/bottom first
     (image with ``pad_val``, segmentation map with ``seg_pad_val``), and the
     padding is recorded in ``padding_size`` so the segmentor crops it off its
-    prediction; ``PackSegInputs`` must keep that meta key
-    (:func:`mmseg_keyprotect.protect.protect_config` and
-    :class:`~mmseg_keyprotect.hooks.KeyProtectHook` see to it).
+    prediction (the plugin's ``PackSegInputs`` keeps that record).
 
     The key is read from ``key_file``, or, when that is ``None``, from the file
     named by the environment variable ``KEYPROTECT_KEY_FILE``: configs never
@@ -62,7 +65,10 @@ class BlockwiseEncrypt(BaseTransform):
     - img: encrypted; uint8, or int16 with raw values 0..999 when the chain
       has FFX (SegDataPreProcessor converts either to float).
     - img_shape: padded shape.
-    - gt_seg_map (optional): padded with ``seg_pad_val`` to match.
+    - gt_seg_map (optional): padded with ``seg_pad_val`` to match, when it
+      has the image's size and not the original one (training pipelines crop
+      labels with the image; test pipelines score against labels at the
+      original size).
 
     Added Keys:
 

@@ -1,4 +1,5 @@
 """The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
+import copy
 import secrets
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -13,19 +14,9 @@ from ...config.check import check_config
 from ...config.pipelines import encrypt_settings
 from ...crypto.ciphers import BlockCipher, enumerable_warning
 from ...crypto.keys import MATERIAL_BYTES, SecretKey
-from ...datasets.transforms.blockwise_encrypt import PADDING_META_KEY, BlockwiseEncrypt
+from ...datasets.transforms.blockwise_encrypt import BlockwiseEncrypt
 from ...errors import ConfigError
 from ...models.data_preprocessor import KeyProtectDataPreProcessor
-
-
-def walk_transforms(transform) -> list:
-    """All transforms inside a Compose / TestTimeAug, depth first."""
-    found = [transform]
-    for child in getattr(transform, 'transforms', None) or []:
-        found += walk_transforms(child)
-    for child in getattr(transform, 'subroutines', None) or []:
-        found += walk_transforms(child)
-    return found
 
 
 def _map_inputs(inputs, function):
@@ -45,9 +36,9 @@ def _clone_samples(samples):
 class KeyProtectHook(Hook):
     """Report the protection gap and guard checkpoints with the key fingerprint.
 
-    * Before the run: checks that every pipeline encrypts right before
-      ``PackSegInputs`` and that slide windows start on block boundaries, and
-      makes ``PackSegInputs`` keep the block-padding record.
+    * Before the run: checks that every pipeline (TTA included) encrypts right
+      before ``PackSegInputs`` and that slide windows start on block
+      boundaries, and refuses the run otherwise.
     * Validation and test: besides the authorized metrics, evaluates the same
       batches as plain images and under ``num_wrong_keys`` random keys and adds
       ``plain/<metric>``, ``wrong_key/<metric>_mean`` and
@@ -82,8 +73,7 @@ class KeyProtectHook(Hook):
 
     # ---------------------------------------------------------------- set-up
     def before_run(self, runner) -> None:
-        # A missing padding record is fixed below rather than refused: one transform line is enough.
-        problems = check_config(runner.cfg, padding_record=False)
+        problems = check_config(runner.cfg)
         if problems:
             raise ConfigError('the config is not block-aligned (tools/protect_config.py writes an aligned one):\n  '
                               + '\n  '.join(problems))
@@ -91,7 +81,6 @@ class KeyProtectHook(Hook):
         if not settings:
             raise ConfigError('KeyProtectHook is configured but no pipeline has a BlockwiseEncrypt step')
         self.encrypt = TRANSFORMS.build(settings[0])
-        self._keep_padding_record(runner)
         materials = [secrets.token_bytes(MATERIAL_BYTES) for _ in range(self.num_wrong_keys)] if get_rank() == 0 else []
         holder = [materials]
         broadcast_object_list(holder)
@@ -101,20 +90,6 @@ class KeyProtectHook(Hook):
         warning = enumerable_warning(self.encrypt.method, self.encrypt.block_size)
         if warning:
             runner.logger.warning(f'KeyProtectHook: {warning}')
-
-    def _keep_padding_record(self, runner) -> None:
-        loops = [getattr(runner, f'_{name}_loop', None) for name in ('train', 'val', 'test')]
-        datasets = [getattr(getattr(loop, 'dataloader', None), 'dataset', None) for loop in loops]
-        while datasets:
-            dataset = datasets.pop()
-            if dataset is None:
-                continue
-            datasets += [getattr(dataset, 'dataset', None)] + list(getattr(dataset, 'datasets', None) or [])
-            for transform in walk_transforms(getattr(dataset, 'pipeline', None)):
-                keys = getattr(transform, 'meta_keys', None)
-                if type(transform).__name__ == 'PackSegInputs' and PADDING_META_KEY not in keys:
-                    transform.meta_keys = tuple(keys) + (PADDING_META_KEY,)
-                    runner.logger.info(f'KeyProtectHook: PackSegInputs now keeps "{PADDING_META_KEY}"')
 
     # ------------------------------------------------------------ evaluation
     def _conditions(self) -> List[Tuple[str, Optional[BlockCipher]]]:
@@ -130,7 +105,11 @@ class KeyProtectHook(Hook):
         return _map_inputs(inputs, convert)
 
     def _start(self, runner, mode: str) -> None:
-        evaluator_cfg = runner.cfg.get(f'{mode}_evaluator')
+        evaluator_cfg = copy.deepcopy(runner.cfg.get(f'{mode}_evaluator'))
+        # The unauthorized conditions are scored, never written: --out holds the key holder's predictions only.
+        for metric in evaluator_cfg if isinstance(evaluator_cfg, list) else [evaluator_cfg]:
+            for setting in ('output_dir', 'keep_results', 'format_only'):
+                metric.pop(setting, None)
         dataloader = getattr(runner, f'{mode}_dataloader')
         self._evaluators = {}
         for name, _ in self._conditions():
