@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, List, Tuple
 
+from mmseg_keyprotect.attacks.protection_report import PART_NAMES
+
 from .demo import headline_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -70,7 +72,7 @@ def protection_report(report: Dict) -> str:
         rows.insert(0, ('unprotected baseline', f'{report["baseline"]["mIoU"]:.2f}'))
     for part, curve in report['near_keys'].items():
         shares = ', '.join(f'{100 * f:.0f}%: {m:.1f}' for f, m in curve)
-        rows.append((f'near keys, share of {part} right', shares))
+        rows.append((f'near keys, share of {PART_NAMES.get(part, part)} right', shares))
     pair = report['known_plaintext'][0]
     recovered = f'{100 * pair["agreement"]["positions"]:.0f}%, mIoU {pair["mIoU"]:.2f}'
     rows.append((f'known plaintext, {pair["pairs"]} pair: key positions right', recovered))
