@@ -10,6 +10,7 @@ import pickle
 
 import numpy as np
 import torch
+from mmengine.logging.history_buffer import HistoryBuffer
 
 # The statistics MMEngine registers on HistoryBuffer, and so pickles with every message hub.
 STATISTICS = ('min', 'max', 'current', 'mean')
@@ -38,37 +39,29 @@ def history_buffer_attribute(owner, name: str):
     there, code), so this stand-in is registered under its name instead, and
     resolves only the statistics MMEngine registers.
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
     if owner not in (HistoryBuffer, CheckpointHistoryBuffer) or name not in STATISTICS:
         raise pickle.UnpicklingError(f'checkpoint asks for {owner!r}.{name}; only HistoryBuffer statistics '
                                      f'{STATISTICS} are allowed')
     return getattr(HistoryBuffer, name)
 
 
-def _checkpoint_history_buffer():
-    from mmengine.logging.history_buffer import HistoryBuffer
+class CheckpointHistoryBuffer(HistoryBuffer):
+    """What a checkpoint's ``HistoryBuffer`` is unpickled as: the buffer, minus its statistics table.
 
-    class CheckpointHistoryBuffer(HistoryBuffer):
-        """A HistoryBuffer as a checkpoint restores it, minus its statistics table.
+    ``HistoryBuffer.__setstate__`` copies the pickled name-to-method table into
+    the table that the class shares with every buffer of the process, so a
+    crafted checkpoint could make ``statistics('mean')`` return the maximum
+    everywhere. The statistics are registered by code at import time; the
+    pickled table is dropped, and the restored object is a plain
+    ``HistoryBuffer`` again (so later checkpoints pickle it as MMEngine does).
+    """
 
-        ``HistoryBuffer.__setstate__`` copies the pickled name-to-method table
-        into the table that the class shares with every buffer of the process,
-        so a crafted checkpoint could make ``statistics('mean')`` return the
-        maximum everywhere. The statistics are registered by code at import
-        time; the pickled table is dropped.
-        """
-
-        def __setstate__(self, state):
-            state = dict(state)
-            state.pop('statistics_methods', None)
-            self._set_default_statistics()
-            self.__dict__.update(state)
-
-    CheckpointHistoryBuffer.__module__ = __name__
-    return CheckpointHistoryBuffer
-
-
-CheckpointHistoryBuffer = _checkpoint_history_buffer()
+    def __setstate__(self, state):
+        state = dict(state)
+        state.pop('statistics_methods', None)
+        self._set_default_statistics()
+        self.__dict__.update(state)
+        self.__class__ = HistoryBuffer
 
 
 def allow_checkpoint_globals() -> None:

@@ -48,7 +48,8 @@ def test_known_plaintext_recovers_the_exact_key_from_one_pair(images, method, bl
 
 def test_known_plaintext_with_every_value_shown_recovers_ffx_exactly(images):
     truth = SecretKey.generate().cipher('ffx', 4)
-    ramp = np.tile(np.arange(256, dtype=np.uint8).reshape(16, 16, 1), (2, 2, 3))  # every value at every position
+    # 256 flat blocks, one per value: every value at every position of a block.
+    ramp = np.repeat(np.repeat(np.arange(256, dtype=np.uint8).reshape(16, 16), 4, 0), 4, 1)[..., None].repeat(3, 2)
     recovered, info = recover_known_plaintext([ramp, images[0]], [truth.encrypt(ramp), truth.encrypt(images[0])], 4)
     assert info['table_entries_seen'] == 1.0 and key_agreement(recovered, truth)['positions'] == 1.0
 

@@ -55,7 +55,7 @@ def test_a_crafted_checkpoint_cannot_change_statistics_for_the_process():
     torch.save({'message_hub': crafted_buffer()}, stream)
     stream.seek(0)
     loaded = torch.load(stream, weights_only=True)
-    assert loaded['message_hub'].current() == 1.0
+    assert loaded['message_hub'].current() == 1.0 and type(loaded['message_hub']) is HistoryBuffer
     probe = HistoryBuffer([1.0, 3.0], [1, 1])
     assert probe.statistics('mean') == 2.0 and probe.statistics('max') == 3.0
 

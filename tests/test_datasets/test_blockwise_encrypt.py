@@ -28,7 +28,7 @@ def test_pads_image_and_label_to_whole_blocks(key_file):
     transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt', block_size=8, key_file=key_file))
     image = np.full((13, 21, 3), 7, np.uint8)
     label = np.ones((13, 21), np.uint8)
-    out = transform(results_for(image, label))
+    out = transform(dict(results_for(image, label), ori_shape=(40, 60)))  # a training crop of a larger image
     assert out['img'].shape == (16, 24, 3) and out['gt_seg_map'].shape == (16, 24)
     assert out['padding_size'] == (0, 3, 0, 3) and out['pad_shape'] == (16, 24)
     assert (out['gt_seg_map'][13:] == 255).all() and (out['gt_seg_map'][:, 21:] == 255).all()
@@ -68,3 +68,12 @@ def test_bad_image_error_names_the_file(key_file):
     results['img_path'] = 'some/gray.png'
     with pytest.raises(ImageFormatError, match='some/gray.png.*grayscale'):
         transform(results)
+
+
+def test_labels_at_the_original_size_stay_unpadded(key_file):
+    """Test pipelines load labels at the original size; mmseg scores predictions cropped back to it."""
+    transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt', block_size=8, key_file=key_file))
+    out = transform(results_for(np.full((13, 21, 3), 7, np.uint8), np.ones((13, 21), np.uint8)))
+    assert out['img'].shape == (16, 24, 3) and out['gt_seg_map'].shape == (13, 21)
+    resized = dict(results_for(np.full((13, 21, 3), 7, np.uint8), np.ones((26, 42), np.uint8)), ori_shape=(26, 42))
+    assert transform(resized)['gt_seg_map'].shape == (26, 42)

@@ -7,12 +7,16 @@ Writes accuracy_study.{md,json,png} to --work-dir (default work_dirs/demo, whose
 runs it shares with tools/demo.py) and prints the table. Finished runs are reused.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
 
 from experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study  # noqa: E402
+from experiments.demo import PUBLIC_DEMO_KEY  # noqa: E402
+from experiments.provenance import provenance  # noqa: E402
+from mmseg_keyprotect.crypto import load_key  # noqa: E402
 from mmseg_keyprotect.errors import KeyProtectError  # noqa: E402
 
 
@@ -27,12 +31,21 @@ def main():
     parser.add_argument('--repeated', nargs='*', default=[f'{m}:{b}' for m, b in REPEATED],
                         help='variants also trained with every --seeds (the baseline always is)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
+    parser.add_argument('--results-file', help='write every number, with the command, date, machine and key '
+                        'fingerprint, as JSON (docs/en/results/ feeds the docs)')
     args = parser.parse_args()
     report = run_accuracy_study(args.work_dir, args.data_root, args.key_file, args.iterations,
                                 [parse_variant(v) for v in args.variants], [parse_variant(v) for v in args.repeated],
                                 args.seeds)
     print(f'\naccuracy study ({report["minutes"]:.0f} min); {args.work_dir}/accuracy_study.md\n')
     print(report['table'])
+    if args.results_file:
+        command = ('python tools/analysis_tools/accuracy_study.py ' + ' '.join(sys.argv[1:])).split(
+            ' --results-file')[0]
+        fingerprint = load_key(args.key_file or str(PUBLIC_DEMO_KEY)).fingerprint
+        Path(args.results_file).write_text(json.dumps(dict(
+            provenance(command), key_fingerprint=fingerprint, iterations=report['iterations'], rows=report['rows'],
+            minutes=report['minutes']), indent=2) + '\n')
 
 
 if __name__ == '__main__':

@@ -33,8 +33,10 @@ def _machine(report: Dict) -> str:
 
 
 def demo_provenance(report: Dict) -> str:
+    generated = report['stage_seconds'].get('generating the data', 0) > 1
     return (f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; '
-            f'{report["minutes"]:.1f} minutes from data generation to the report.')
+            f'{report["minutes"]:.1f} minutes from start to report'
+            + ('' if generated else ' (the data was already generated)') + '.')
 
 
 def demo_stages(report: Dict) -> str:
@@ -104,7 +106,23 @@ def training_cost(report: Dict) -> str:
     return '\n'.join(lines)
 
 
+def accuracy_study(report: Dict) -> str:
+    lines = [f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; key fingerprint '
+             f'`{report["key_fingerprint"]}`, {report["iterations"]} iterations per model, '
+             f'{report["minutes"]:.0f} minutes.', '',
+             '| method | M | seed: mIoU with the key (plain images) | mean | gap to the baseline mean |',
+             '|---|---|---|---|---|']
+    for row in report['rows']:
+        runs = ', '.join(f'{seed}: {run["mIoU"]:.2f}' + (f' ({run["plain_mIoU"]:.2f})' if run.get('plain_mIoU')
+                                                          is not None else '') for seed, run in row['runs'].items())
+        gap = '-' if row['method'] == 'none' else f'{row["gap"]:+.2f}'
+        lines.append(f'| {row["method"]} | {row["block_size"] or "-"} | {runs} | {row["mean"]:.2f} | {gap} |')
+    return '\n'.join(lines)
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+    'accuracy-study': ('accuracy_study', accuracy_study),
+    'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
     'training-cost': ('training_cost', training_cost),
     'protection-report': ('protection_report', protection_report),
     'demo-headline': ('demo', headline_table),
