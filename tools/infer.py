@@ -34,7 +34,7 @@ def main():
                                      encrypted_input=args.encrypted_input)
     kwargs = {} if args.encrypted_input else dict(opacity=args.opacity)
     inferencer(args.images, out_dir=args.out_dir, batch_size=args.batch_size, **kwargs)
-    written = len(inferencer._input_names)
+    written = len(inferencer.input_names)
     print(f'wrote predictions for {written} image(s) to {args.out_dir}/pred'
           + ('' if args.encrypted_input else f' and overlays to {args.out_dir}/vis'))
 

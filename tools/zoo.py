@@ -56,7 +56,7 @@ def main():
             raise SystemExit('zoo: predict needs IMAGES')
         inferencer = ProtectedInferencer(config_path(entry), str(checkpoint), key_file=args.key_file)
         inferencer(args.images, out_dir=args.out_dir)
-        print(f'wrote predictions for {len(inferencer._input_names)} image(s) to {args.out_dir}')
+        print(f'wrote predictions for {len(inferencer.input_names)} image(s) to {args.out_dir}')
 
 
 if __name__ == '__main__':

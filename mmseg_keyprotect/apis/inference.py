@@ -50,6 +50,10 @@ class ProtectedInferencer(MMSegInferencer):
         classes, palette, dataset_name: as for ``MMSegInferencer``; by
             default the checkpoint's dataset meta.
 
+    Attributes:
+        input_names (list[str | None]): the file stems of the last call's
+            inputs (None for arrays), which name its prediction files.
+
     Raises:
         ConfigError: the config has no BlockwiseEncrypt step.
         KeyFileError: the key does not match the checkpoint.
@@ -74,7 +78,7 @@ class ProtectedInferencer(MMSegInferencer):
             self.cipher: Optional[BlockCipher] = key.cipher(self.method, self.block_size)
             self._key_source = key.source
         self._checkpoint_name = str(weights)
-        self._input_names: List[str] = []
+        self.input_names: List[str] = []
         super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
         meta = self.model.dataset_meta or {}
         self.visualizer.set_dataset_meta(classes or meta.get('classes'), palette or meta.get('palette'), dataset_name)
@@ -137,7 +141,7 @@ class ProtectedInferencer(MMSegInferencer):
             inputs = [str(p) for p in files]
         listed = super()._inputs_to_list([str(i) if isinstance(i, Path) else i for i in inputs]
                                          if isinstance(inputs, (list, tuple)) else inputs)
-        self._input_names = [Path(i).stem if isinstance(i, str) else None for i in listed]
+        self.input_names = [Path(i).stem if isinstance(i, str) else None for i in listed]
         return listed
 
     def __call__(self, inputs, cipher: Union[str, BlockCipher, None] = 'key', **kwargs):
@@ -172,7 +176,7 @@ class ProtectedInferencer(MMSegInferencer):
         if pred_out_dir and not return_datasample:
             Path(pred_out_dir).mkdir(parents=True, exist_ok=True)
             for index, pred in enumerate(preds):
-                name = self._input_names[index] if index < len(self._input_names) else None
+                name = self.input_names[index] if index < len(self.input_names) else None
                 stem = name or f'{self.num_pred_imgs + index:08d}'
                 mask = pred.pred_sem_seg.data[0].cpu().numpy().astype(np.uint8)
                 cv2.imwrite(osp.join(pred_out_dir, f'{stem}_pred.png'), mask)

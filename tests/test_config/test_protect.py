@@ -10,6 +10,7 @@ from mmseg_keyprotect.config import (
     protect_config,
     write_leaf_config,
 )
+from mmseg_keyprotect.config.leaf import _unscoped as unscoped
 from mmseg_keyprotect.errors import ConfigError
 
 STOCK = 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py'
@@ -90,15 +91,6 @@ def test_refuses_test_time_preprocessor_padding():
     cfg.model.data_preprocessor.test_cfg = dict(size_divisor=32)
     with pytest.raises(ConfigError, match='data_preprocessor.test_cfg'):
         protect_config(cfg)
-
-
-def unscoped(value):
-    """A config value without the ``_scope_`` tags MMEngine adds to what a leaf inherits from mmseg."""
-    if isinstance(value, dict):
-        return {k: unscoped(v) for k, v in value.items() if k != '_scope_'}
-    if isinstance(value, (list, tuple)):
-        return [unscoped(v) for v in value]
-    return value
 
 
 def test_leaf_config_inherits_and_rebuilds_the_same(tmp_path, protected):
