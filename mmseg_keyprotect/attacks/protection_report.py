@@ -1,9 +1,9 @@
 """The protection report: how a protected model fares against each attacker of the threat model.
 
->>> report = evaluate_protection('configs/...shuffle-m4.py', 'model.pth', key_file='demo.key',
+>>> report = evaluate_protection('configs/...shuffle-m4.py', 'model.pth', key_file='my.key',
 ...                              out_dir='work_dirs/protection')
 
-Sections (see ``../shared/notes/threat-model.md`` for the attackers):
+Sections (``docs/en/threat_model.md`` describes the attackers):
 
 * authorized, plain-image and (with a baseline checkpoint) unprotected mIoU;
 * chance levels, with the same metric code;
@@ -15,8 +15,8 @@ Sections (see ``../shared/notes/threat-model.md`` for the attackers):
   training from scratch as the floor).
 
 Every attack records the data it used, its cost in seconds, how much of the
-key it recovered and the mIoU it reached. Nothing about the key itself is
-written; the report holds fractions and fingerprints only.
+key it recovered and the mIoU it reached. Nothing derived from the key is
+written; the report holds fractions and scores only.
 """
 import json
 import time
