@@ -33,6 +33,8 @@ METHODS = ('shuffle', 'np', 'ffx')
 FFX_DOMAIN = 1000  # three decimal digits
 # The largest block side accepted: 3 * 64 * 64 = 12,288 values per block.
 MAX_BLOCK_SIZE = 64
+# Larger images would make the per-width index tables and the encrypted copy run to gigabytes.
+MAX_IMAGE_SIDE = 32768
 # Whoever holds the model can score candidate keys on it, thousands a second on a GPU: key spaces under
 # 2^40 transforms can be searched that way whatever is stored beside the model.
 ENUMERABLE_BITS = 40
@@ -443,6 +445,9 @@ def check_image(image, what: str = 'image', channel_order: str = 'rgb') -> None:
         raise ImageFormatError(f'{what} has shape {image.shape}; expected HxWx3{hint}')
     if image.dtype != np.uint8:
         raise ImageFormatError(f'{what} has dtype {image.dtype}; expected 8-bit (uint8) values 0..255')
+    if max(image.shape[:2]) > MAX_IMAGE_SIDE:
+        raise ImageFormatError(f'{what} is {image.shape[0]}x{image.shape[1]}; sides above {MAX_IMAGE_SIDE} pixels '
+                               'are refused (resize or tile the image first)')
 
 
 def check_encrypted(image, cipher: BlockCipher, what: str = 'encrypted image') -> None:

@@ -165,3 +165,10 @@ def test_pad_to_multiple():
     assert padded.shape == (8, 8, 3) and padded[:5, :7].all() and not padded[5:].any() and not padded[:, 7:].any()
     label = np.ones((8, 8), np.uint8)
     assert pad_to_multiple(label, 4, 255) is label
+
+
+def test_huge_images_are_refused_before_any_work():
+    from mmseg_keyprotect.crypto.ciphers import check_image
+    huge = np.lib.stride_tricks.as_strided(np.zeros(3, np.uint8), (40000, 8, 3), (0, 0, 1))  # no memory behind it
+    with pytest.raises(ImageFormatError, match='sides above 32768 pixels are refused'):
+        check_image(huge)
