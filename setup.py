@@ -41,7 +41,7 @@ setup(
     python_requires='>=3.8',
     packages=find_packages(include=['mmseg_keyprotect', 'mmseg_keyprotect.*']),
     cmdclass={'build_py': BuildPyWithMim},
-    install_requires=['numpy', 'pyffx>=0.3', 'mmsegmentation>=1.2.2,<1.3', 'mmengine>=0.10,<0.11',
+    install_requires=['numpy', 'pyffx>=0.3', 'cryptography>=42', 'mmsegmentation>=1.2.2,<1.3', 'mmengine>=0.10,<0.11',
                       'mmcv>=2.0.0,<2.2.0', 'torch', 'pyyaml'],
     extras_require=dict(tests=['pytest', 'ruff', 'hypothesis']),
     classifiers=['Programming Language :: Python :: 3', 'Topic :: Scientific/Engineering :: Image Recognition',

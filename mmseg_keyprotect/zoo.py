@@ -15,6 +15,8 @@ from typing import Dict, List, Optional, Union
 import torch
 import yaml
 
+from .checkpoint import checkpoint_key, is_locked, save_locked_checkpoint, unlocking_with
+from .checkpoint.mmengine_io import load_local_checkpoint
 from .config.loading import plugin_config_dir
 from .errors import KeyProtectError
 
@@ -30,18 +32,27 @@ def sha256_of(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
-def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: Union[str, Path]) -> Path:
+def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: Union[str, Path],
+                       key_file: Optional[str] = None) -> Path:
     """Drop training state, save, and rename to ``<stem>_<time>-<sha256[:8]>.pth``.
 
-    The key record (``meta['keyprotect']``) and dataset meta are kept.
+    The key record (``meta['keyprotect']``) and dataset meta are kept. A
+    locked checkpoint is unlocked in memory with ``key_file`` (default
+    ``$KEYPROTECT_KEY_FILE``) and published locked again; the zoo's sha256 is
+    over the published file, so ``tools/zoo.py verify`` needs no key.
     """
-    state = torch.load(str(checkpoint), map_location='cpu')
+    locked = is_locked(checkpoint)
+    with unlocking_with(key_file):
+        state = load_local_checkpoint(str(checkpoint), map_location='cpu')
     for key in TRAINING_STATE:
         state.pop(key, None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f'{config_stem}.publishing.pth'
-    torch.save(state, staging)
+    if locked:
+        save_locked_checkpoint(state, staging, checkpoint_key(key_file))
+    else:
+        torch.save(state, staging)
     final = out_dir / f'{config_stem}_{time.strftime("%Y%m%d_%H%M%S")}-{sha256_of(staging)[:8]}.pth'
     staging.rename(final)
     return final

@@ -76,7 +76,7 @@ if ! installed "mmcv==$MMCV_VERSION" || ! "$PY" -c 'import mmcv.ops' 2>/dev/null
 fi
 
 CURRENT_STEP="OpenMMLab stack"
-if ! installed mmengine==0.10.7 mmsegmentation==1.2.2 ftfy regex pyffx pytest ruff hypothesis; then
+if ! installed mmengine==0.10.7 mmsegmentation==1.2.2 ftfy regex pyffx cryptography pytest ruff hypothesis; then
     step "installing mmengine, mmsegmentation and the rest of the pinned stack"
     "${PIP[@]}" install -r "$ROOT/requirements/runtime.txt" -r "$ROOT/requirements/tests.txt"
 fi

@@ -1,10 +1,14 @@
 """Publish a checkpoint: drop training state, name it <config stem>_<time>-<sha256[:8]>.pth.
 
     python tools/publish_model.py work_dirs/x/iter_600.pth configs/segformer/x.py [--out-dir checkpoints]
+        [--key-file KEY]
+
+A locked checkpoint stays locked (the key unlocks it in memory); a plain one stays plain.
 """
 import argparse
 from pathlib import Path
 
+from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of
 
 
@@ -13,10 +17,14 @@ def main():
     parser.add_argument('checkpoint')
     parser.add_argument('config', help='its config (names the file)')
     parser.add_argument('--out-dir', default='checkpoints')
+    parser.add_argument('--key-file', help='key of a locked checkpoint (default: $KEYPROTECT_KEY_FILE)')
     args = parser.parse_args()
-    published = publish_checkpoint(args.checkpoint, Path(args.config).stem, args.out_dir)
+    published = publish_checkpoint(args.checkpoint, Path(args.config).stem, args.out_dir, args.key_file)
     print(f'published {published}\nsha256 {sha256_of(published)}')
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'publish_model: error: {error}')

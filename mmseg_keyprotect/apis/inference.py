@@ -21,6 +21,7 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmseg.apis import MMSegInferencer
 
+from ..checkpoint.mmengine_io import unlocking_with
 from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
@@ -79,7 +80,9 @@ class ProtectedInferencer(MMSegInferencer):
             self._key_source = key.source
         self._checkpoint_name = str(weights)
         self.input_names: List[str] = []
-        super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
+        # Locked checkpoints unlock with the same key file (a server with encrypted_input needs an unlocked one).
+        with unlocking_with(key_file):
+            super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
         meta = self.model.dataset_meta or {}
         self.visualizer.set_dataset_meta(classes or meta.get('classes'), palette or meta.get('palette'), dataset_name)
 

@@ -1,5 +1,18 @@
-"""What checkpoints of protected models carry, and loading them safely."""
+"""What checkpoints of protected models carry, locking them at rest, and loading them safely."""
+from .locked import (
+                     LockedCheckpointError,
+                     is_locked,
+                     load_locked_checkpoint,
+                     save_locked_checkpoint,
+                     unlock,
+                     write_locked,
+)
+from .mmengine_io import LOCKED_BACKEND, LockedLocalBackend, checkpoint_key, unlocking_with
 from .record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from .safe_loading import allow_checkpoint_globals
 
-__all__ = ['CHECKPOINT_META_KEY', 'check_checkpoint_key', 'protection_record', 'allow_checkpoint_globals']
+__all__ = [
+    'LockedCheckpointError', 'is_locked', 'load_locked_checkpoint', 'save_locked_checkpoint', 'unlock',
+    'write_locked', 'LOCKED_BACKEND', 'LockedLocalBackend', 'checkpoint_key', 'unlocking_with',
+    'CHECKPOINT_META_KEY', 'check_checkpoint_key', 'protection_record', 'allow_checkpoint_globals'
+]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
+from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY, is_locked, load_locked_checkpoint
 from mmseg_keyprotect.crypto.keys import write_random_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,7 +51,7 @@ def trained(tmp_path_factory, shapes_root):
 def test_checkpoint_records_a_salted_verifier_not_the_key(trained):
     from mmseg_keyprotect.crypto.keys import load_key
     from mmseg_keyprotect.crypto.verifier import matches
-    checkpoint = torch.load(trained['checkpoint'], map_location='cpu')  # weights_only=True: the allowlist works
+    checkpoint = load_locked_checkpoint(trained['checkpoint'], load_key(trained['key']), 'cpu')
     record = checkpoint['meta'][CHECKPOINT_META_KEY]
     assert set(record) == {'method', 'block_size', 'verifier'} and record['method'] == 'shuffle'
     cipher = load_key(trained['key']).cipher('shuffle', 4)
@@ -112,7 +112,10 @@ def test_infer_tool_and_client_side_encryption(trained, tmp_path):
     import cv2
     assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (128, 128)
     run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'])
-    run('tools/infer.py', PROTECTED, trained['checkpoint'], tmp_path / 'encrypted', '--encrypted-input', '--out-dir',
+    # The server holds no key: it gets an unlocked export of the checkpoint.
+    run('tools/lock_checkpoint.py', trained['checkpoint'], tmp_path / 'server.pth', '--key-file', trained['key'],
+        '--unlock')
+    run('tools/infer.py', PROTECTED, tmp_path / 'server.pth', tmp_path / 'encrypted', '--encrypted-input', '--out-dir',
         tmp_path / 'server')
     assert not (tmp_path / 'server' / 'vis').exists()  # nothing plain to draw on
     for mask in masks:
@@ -205,3 +208,39 @@ def test_evaluate_protection_tool(trained, tmp_path):
               '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}', check=False)
     assert bad.returncode != 0 and "attack size 'ten'" in bad.stderr
+
+
+def test_a_protected_run_leaves_only_locked_checkpoints(trained):
+    from mmseg_keyprotect.crypto.keys import load_key
+    checkpoints = sorted(trained['work_dir'].glob('*.pth'))
+    assert checkpoints and all(is_locked(path) for path in checkpoints)
+    state = load_locked_checkpoint(checkpoints[-1], load_key(trained['key']), 'cpu')['state_dict']
+    weights = [tensor for tensor in state.values() if tensor.numel() >= 64]
+    for path in checkpoints:
+        with pytest.raises(Exception):
+            torch.load(path, weights_only=True)
+        data = path.read_bytes()
+        assert not any(tensor.flatten()[:16].numpy().tobytes() in data for tensor in weights[:20])
+
+
+def test_locked_checkpoints_refuse_another_key_a_flipped_byte_and_a_cut(trained, tmp_path, other_key_file):
+    data = trained['checkpoint'].read_bytes()
+    (tmp_path / 'flipped.pth').write_bytes(data[:-50] + bytes([data[-50] ^ 1]) + data[-49:])
+    (tmp_path / 'cut.pth').write_bytes(data[:len(data) // 2])
+    for checkpoint, key, message in ((trained['checkpoint'], other_key_file, 'wrong key for'),
+                                     (tmp_path / 'flipped.pth', trained['key'], 'damaged or was tampered with'),
+                                     (tmp_path / 'cut.pth', trained['key'], 'is truncated')):
+        result = run('tools/test.py', PROTECTED, checkpoint, '--key-file', key, '--work-dir', tmp_path / 'test',
+                     *tiny_options(trained['data_root']), check=False)
+        assert result.returncode != 0 and message in result.stderr and 'Traceback' not in result.stderr, message
+
+
+def test_lock_tool_round_trip_and_refusals(trained, tmp_path):
+    key = trained['key']
+    run('tools/lock_checkpoint.py', trained['checkpoint'], tmp_path / 'plain.pth', '--key-file', key, '--unlock')
+    assert not is_locked(tmp_path / 'plain.pth') and torch.load(tmp_path / 'plain.pth', weights_only=True)
+    run('tools/lock_checkpoint.py', tmp_path / 'plain.pth', tmp_path / 'again.pth', '--key-file', key)
+    assert is_locked(tmp_path / 'again.pth')
+    result = run('tools/lock_checkpoint.py', tmp_path / 'plain.pth', tmp_path / 'again.pth', '--key-file', key,
+                 check=False)
+    assert result.returncode != 0 and 'exists; nothing was written' in result.stderr

@@ -27,6 +27,7 @@ from mmseg_keyprotect.attacks.learning_attacks import evaluation_points, train_a
 from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
 from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
+from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
 from mmseg_keyprotect.config import plugin_config_dir
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
@@ -184,7 +185,7 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
     for row in rows:
         stem = row['config']
         published = publish_checkpoint(row['checkpoint'], stem, work_dir / 'checkpoints')
-        record = torch.load(str(published), map_location='cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
+        record = load_local_checkpoint(str(published), 'cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
         metrics = {'Unprotected mIoU': baseline, 'mIoU': row['metrics'].get('mIoU'),
                    'Plain mIoU': row['metrics'].get('plain/mIoU'),
                    'Wrong-key mIoU mean': row['metrics'].get('wrong_key/mIoU_mean'),

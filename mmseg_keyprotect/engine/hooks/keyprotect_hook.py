@@ -1,19 +1,21 @@
 """The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
 import copy
+import os
 import secrets
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dist import broadcast_object_list, get_rank
-from mmengine.hooks import Hook
+from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS, TRANSFORMS
 
+from ...checkpoint.mmengine_io import LOCKED_BACKEND
 from ...checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from ...config.check import check_config
 from ...config.pipelines import encrypt_settings
 from ...crypto.ciphers import BlockCipher, enumerable_warning
-from ...crypto.keys import MATERIAL_BYTES, SecretKey
+from ...crypto.keys import KEY_FILE_ENV, MATERIAL_BYTES, SecretKey
 from ...datasets.transforms.blockwise_encrypt import BlockwiseEncrypt
 from ...errors import ConfigError
 from ...models.data_preprocessor import KeyProtectDataPreProcessor
@@ -50,22 +52,28 @@ class KeyProtectHook(Hook):
       and TTA.
     * Checkpoints: saves the cipher's method, block size and a salted, slow
       verifier of the transform (never the key) under ``meta['keyprotect']``;
-      loading a checkpoint with a different key raises a clear error.
+      loading a checkpoint with a different key raises a clear error. The
+      files are written locked under the key (AES-256-GCM), unless
+      ``lock_checkpoints=False``.
 
     Args:
         num_wrong_keys (int): random wrong keys evaluated. Defaults to 2.
         evaluate_plain (bool): evaluate plain images. Defaults to True.
+        lock_checkpoints (bool): write checkpoints locked under the key
+            (:mod:`mmseg_keyprotect.checkpoint.locked`); False writes plain
+            files. Defaults to True.
     """
 
     # Before LoggerHook (BELOW_NORMAL), so the metrics this hook adds are logged,
     # and before CheckpointHook (VERY_LOW), so the record is in the saved file.
     priority = 'NORMAL'
 
-    def __init__(self, num_wrong_keys: int = 2, evaluate_plain: bool = True):
+    def __init__(self, num_wrong_keys: int = 2, evaluate_plain: bool = True, lock_checkpoints: bool = True):
         if num_wrong_keys < 0:
             raise ConfigError(f'KeyProtectHook.num_wrong_keys must be >= 0, got {num_wrong_keys}')
         self.num_wrong_keys = int(num_wrong_keys)
         self.evaluate_plain = evaluate_plain
+        self.lock_checkpoints = lock_checkpoints
         self.encrypt: Optional[BlockwiseEncrypt] = None
         self.wrong_ciphers: List = []
         self._evaluators: Dict[str, object] = {}
@@ -81,6 +89,8 @@ class KeyProtectHook(Hook):
         if not settings:
             raise ConfigError('KeyProtectHook is configured but no pipeline has a BlockwiseEncrypt step')
         self.encrypt = TRANSFORMS.build(settings[0])
+        if self.lock_checkpoints:
+            self._lock_checkpoints(runner)
         materials = [secrets.token_bytes(MATERIAL_BYTES) for _ in range(self.num_wrong_keys)] if get_rank() == 0 else []
         holder = [materials]
         broadcast_object_list(holder)
@@ -90,6 +100,14 @@ class KeyProtectHook(Hook):
         warning = enumerable_warning(self.encrypt.method, self.encrypt.block_size)
         if warning:
             runner.logger.warning(f'KeyProtectHook: {warning}')
+
+    def _lock_checkpoints(self, runner) -> None:
+        # CheckpointHook saves through its backend; ours encrypts in memory before anything reaches the disk.
+        key_file = self.encrypt.key_file or os.environ.get(KEY_FILE_ENV)
+        for hook in runner.hooks:
+            if isinstance(hook, CheckpointHook):
+                hook.backend_args = dict(backend=LOCKED_BACKEND, key_file=key_file)
+                runner.logger.info('KeyProtectHook: checkpoints are written locked under the key')
 
     # ------------------------------------------------------------ evaluation
     def _conditions(self) -> List[Tuple[str, Optional[BlockCipher]]]:

@@ -1,0 +1,173 @@
+"""Locked checkpoint files: the serialized checkpoint, encrypted at rest under the model's key.
+
+A locked file is useless without the key file the model was trained with: a
+copied file, a backup or a leaked bucket gives nothing. The weights are
+encrypted with AES-256-GCM (from the ``cryptography`` package) under a sub-key
+derived from the key file with the same labelled HMAC derivation as the block
+ciphers, so one key file serves both layers. Layout::
+
+    MAGIC | uint32 header length | header (JSON) | segments
+
+The header names the format version, the segment size, the payload size, an
+8-byte random nonce prefix and a key check (``HMAC(sub-key, "key-check")``,
+which tells a wrong key from a damaged file and says nothing about the key).
+The payload is cut into segments of ``SEGMENT_BYTES``, each encrypted with the
+nonce ``prefix || index`` and authenticated together with a digest of the
+header, its index and whether it is the last one: a flipped byte, a reordered
+segment, a cut or an extended file all fail authentication. Plain weights
+never touch the disk: checkpoints are serialized to memory, encrypted, and
+written to a temporary file that is renamed into place; loading decrypts into
+memory.
+"""
+import hashlib
+import hmac
+import io
+import json
+import os
+import secrets
+import struct
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Union
+
+import torch
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from ..crypto.keys import Key, SecretKey
+from ..errors import KeyFileError, KeyProtectError
+
+MAGIC = b'MMSEG-KEYPROTECT-LOCKED\n'
+FORMAT_VERSION = 1
+SEGMENT_BYTES = 8 * 2**20
+SUBKEY_LABEL = 'checkpoint/aes-256-gcm'
+_TAG_BYTES = 16
+
+
+class LockedCheckpointError(KeyProtectError):
+    """A locked checkpoint cannot be opened: wrong key, damaged, truncated, or not what was expected."""
+
+
+def _subkey(key: Key, what: str) -> bytes:
+    if not isinstance(key, SecretKey):
+        raise KeyFileError(f'{key.source}: locked checkpoints need a random or password key file '
+                           f'({what}); legacy and exported-array keys have no secret material to lock with')
+    return key.stream(SUBKEY_LABEL).read(32)
+
+
+def _key_check(subkey: bytes) -> str:
+    return hmac.new(subkey, b'key-check', hashlib.sha256).hexdigest()[:32]
+
+
+def _aad(header_digest: bytes, index: int, last: bool) -> bytes:
+    return header_digest + struct.pack('>Q?', index, last)
+
+
+def is_locked(path: Union[str, Path]) -> bool:
+    """Whether ``path`` is a locked checkpoint (by its first bytes)."""
+    with open(path, 'rb') as handle:
+        return handle.read(len(MAGIC)) == MAGIC
+
+
+def lock_to(handle: BinaryIO, payload: bytes, key: Key, segment_bytes: int = SEGMENT_BYTES) -> None:
+    """Write ``payload`` locked under ``key`` to an open binary file."""
+    subkey = _subkey(key, 'to lock a checkpoint')
+    aes = AESGCM(subkey)
+    prefix = secrets.token_bytes(8)
+    header = json.dumps(dict(version=FORMAT_VERSION, cipher='AES-256-GCM', segment_bytes=segment_bytes,
+                             size=len(payload), nonce_prefix=prefix.hex(), key_check=_key_check(subkey)),
+                        sort_keys=True).encode()
+    handle.write(MAGIC + struct.pack('>I', len(header)) + header)
+    digest = hashlib.sha256(MAGIC + header).digest()
+    count = max(1, -(-len(payload) // segment_bytes))
+    view = memoryview(payload)
+    for index in range(count):
+        chunk = view[index * segment_bytes:(index + 1) * segment_bytes]
+        segment = aes.encrypt(prefix + struct.pack('>I', index), chunk, _aad(digest, index, index == count - 1))
+        handle.write(struct.pack('>I', len(segment)) + segment)
+
+
+def unlock(path: Union[str, Path], key: Key) -> bytes:
+    """The payload of a locked file.
+
+    Raises:
+        LockedCheckpointError: not a locked file, a wrong key, or a damaged,
+            truncated or extended file; each with its own message naming ``path``.
+    """
+    path = Path(path)
+    with open(path, 'rb') as handle:
+        data = handle.read()
+    if not data.startswith(MAGIC):
+        raise LockedCheckpointError(f'{path} is not a locked checkpoint (a plain one, or another file)')
+    try:
+        (length,) = struct.unpack_from('>I', data, len(MAGIC))
+        start = len(MAGIC) + 4
+        header_bytes = data[start:start + length]
+        header = json.loads(header_bytes)
+        if header.get('version') != FORMAT_VERSION or header.get('cipher') != 'AES-256-GCM':
+            raise LockedCheckpointError(f'{path}: locked checkpoint format {header.get("version")!r} is not one '
+                                        f'this mmseg-keyprotect reads (version {FORMAT_VERSION})')
+        prefix, size, check = bytes.fromhex(header['nonce_prefix']), int(header['size']), str(header['key_check'])
+        segment_bytes = int(header['segment_bytes'])
+    except (struct.error, ValueError, KeyError, TypeError):
+        raise LockedCheckpointError(f'{path}: the header of this locked checkpoint is damaged') from None
+    subkey = _subkey(key, f'to unlock {path}')
+    if not hmac.compare_digest(_key_check(subkey), check):
+        raise LockedCheckpointError(f'wrong key for {path}: {key.source} is not the key it was locked with; '
+                                    'use the key file the model was trained with')
+    aes = AESGCM(subkey)
+    digest = hashlib.sha256(MAGIC + header_bytes).digest()
+    count = max(1, -(-size // segment_bytes))
+    offset, payload = start + length, bytearray()
+    for index in range(count):
+        if offset + 4 > len(data):
+            raise LockedCheckpointError(f'{path} is truncated: {index} of {count} segments are there')
+        (segment_length,) = struct.unpack_from('>I', data, offset)
+        segment = data[offset + 4:offset + 4 + segment_length]
+        if len(segment) != segment_length:
+            raise LockedCheckpointError(f'{path} is truncated inside segment {index} of {count}')
+        try:
+            payload += aes.decrypt(prefix + struct.pack('>I', index), segment, _aad(digest, index, index == count - 1))
+        except InvalidTag:
+            raise LockedCheckpointError(f'{path} is damaged or was tampered with: segment {index} of {count} '
+                                        'fails authentication') from None
+        offset += 4 + segment_length
+    if offset != len(data) or len(payload) != size:
+        raise LockedCheckpointError(f'{path} has {len(data) - offset} bytes after its last segment: it was '
+                                    'extended or damaged')
+    return bytes(payload)
+
+
+def write_locked(path: Union[str, Path], payload: bytes, key: Key, overwrite: bool = True) -> Path:
+    """Lock ``payload`` into ``path`` atomically: a complete file under the name, or none.
+
+    Raises:
+        LockedCheckpointError: ``path`` exists and ``overwrite`` is False.
+    """
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise LockedCheckpointError(f'{path} exists; nothing was written (pass --force to replace it)')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(descriptor, 'wb') as handle:
+            lock_to(handle, payload, key)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(staging, path)
+    finally:
+        if os.path.lexists(staging):
+            os.unlink(staging)
+    return path
+
+
+def save_locked_checkpoint(checkpoint: dict, path: Union[str, Path], key: Key, overwrite: bool = True) -> Path:
+    """``torch.save`` into memory, then :func:`write_locked`."""
+    with io.BytesIO() as buffer:
+        torch.save(checkpoint, buffer)
+        return write_locked(path, buffer.getvalue(), key, overwrite)
+
+
+def load_locked_checkpoint(path: Union[str, Path], key: Key, map_location=None):
+    """Unlock into memory and ``torch.load`` (``weights_only``, with the plugin's allowlist)."""
+    return torch.load(io.BytesIO(unlock(path, key)), map_location=map_location, weights_only=True)
