@@ -69,8 +69,8 @@ def is_locked(path: Union[str, Path]) -> bool:
         return handle.read(len(MAGIC)) == MAGIC
 
 
-def lock_to(handle: BinaryIO, payload: bytes, key: Key, segment_bytes: int = SEGMENT_BYTES) -> None:
-    """Write ``payload`` locked under ``key`` to an open binary file."""
+def lock_to(handle: BinaryIO, payload, key: Key, segment_bytes: int = SEGMENT_BYTES) -> None:
+    """Write ``payload`` (bytes or a buffer) locked under ``key`` to an open binary file."""
     subkey = _subkey(key, 'to lock a checkpoint')
     aes = AESGCM(subkey)
     prefix = secrets.token_bytes(8)
@@ -84,11 +84,14 @@ def lock_to(handle: BinaryIO, payload: bytes, key: Key, segment_bytes: int = SEG
     for index in range(count):
         chunk = view[index * segment_bytes:(index + 1) * segment_bytes]
         segment = aes.encrypt(prefix + struct.pack('>I', index), chunk, _aad(digest, index, index == count - 1))
-        handle.write(struct.pack('>I', len(segment)) + segment)
+        handle.write(struct.pack('>I', len(segment)))
+        handle.write(segment)
 
 
-def unlock(path: Union[str, Path], key: Key) -> bytes:
-    """The payload of a locked file.
+def unlock_to(path: Union[str, Path], key: Key, out: BinaryIO) -> int:
+    """Decrypt a locked file into ``out``, one segment at a time; return the payload size.
+
+    Only the payload and one segment are in memory at any moment, never the whole file as well.
 
     Raises:
         LockedCheckpointError: not a locked file, a wrong key, or a damaged,
@@ -96,49 +99,57 @@ def unlock(path: Union[str, Path], key: Key) -> bytes:
     """
     path = Path(path)
     with open(path, 'rb') as handle:
-        data = handle.read()
-    if not data.startswith(MAGIC):
-        raise LockedCheckpointError(f'{path} is not a locked checkpoint (a plain one, or another file)')
-    try:
-        (length,) = struct.unpack_from('>I', data, len(MAGIC))
-        start = len(MAGIC) + 4
-        header_bytes = data[start:start + length]
-        header = json.loads(header_bytes)
-        if header.get('version') != FORMAT_VERSION or header.get('cipher') != 'AES-256-GCM':
-            raise LockedCheckpointError(f'{path}: locked checkpoint format {header.get("version")!r} is not one '
-                                        f'this mmseg-keyprotect reads (version {FORMAT_VERSION})')
-        prefix, size, check = bytes.fromhex(header['nonce_prefix']), int(header['size']), str(header['key_check'])
-        segment_bytes = int(header['segment_bytes'])
-    except (struct.error, ValueError, KeyError, TypeError):
-        raise LockedCheckpointError(f'{path}: the header of this locked checkpoint is damaged') from None
-    subkey = _subkey(key, f'to unlock {path}')
-    if not hmac.compare_digest(_key_check(subkey), check):
-        raise LockedCheckpointError(f'wrong key for {path}: {key.source} is not the key it was locked with; '
-                                    'use the key file the model was trained with')
-    aes = AESGCM(subkey)
-    digest = hashlib.sha256(MAGIC + header_bytes).digest()
-    count = max(1, -(-size // segment_bytes))
-    offset, payload = start + length, bytearray()
-    for index in range(count):
-        if offset + 4 > len(data):
-            raise LockedCheckpointError(f'{path} is truncated: {index} of {count} segments are there')
-        (segment_length,) = struct.unpack_from('>I', data, offset)
-        segment = data[offset + 4:offset + 4 + segment_length]
-        if len(segment) != segment_length:
-            raise LockedCheckpointError(f'{path} is truncated inside segment {index} of {count}')
+        if handle.read(len(MAGIC)) != MAGIC:
+            raise LockedCheckpointError(f'{path} is not a locked checkpoint (a plain one, or another file)')
         try:
-            payload += aes.decrypt(prefix + struct.pack('>I', index), segment, _aad(digest, index, index == count - 1))
-        except InvalidTag:
-            raise LockedCheckpointError(f'{path} is damaged or was tampered with: segment {index} of {count} '
-                                        'fails authentication') from None
-        offset += 4 + segment_length
-    if offset != len(data) or len(payload) != size:
-        raise LockedCheckpointError(f'{path} has {len(data) - offset} bytes after its last segment: it was '
-                                    'extended or damaged')
-    return bytes(payload)
+            (length,) = struct.unpack('>I', handle.read(4))
+            header_bytes = handle.read(length)
+            header = json.loads(header_bytes)
+            if header.get('version') != FORMAT_VERSION or header.get('cipher') != 'AES-256-GCM':
+                raise LockedCheckpointError(f'{path}: locked checkpoint format {header.get("version")!r} is not '
+                                            f'one this mmseg-keyprotect reads (version {FORMAT_VERSION})')
+            prefix, size = bytes.fromhex(header['nonce_prefix']), int(header['size'])
+            check, segment_bytes = str(header['key_check']), int(header['segment_bytes'])
+        except (struct.error, ValueError, KeyError, TypeError, AttributeError):
+            raise LockedCheckpointError(f'{path}: the header of this locked checkpoint is damaged') from None
+        subkey = _subkey(key, f'to unlock {path}')
+        if not hmac.compare_digest(_key_check(subkey), check):
+            raise LockedCheckpointError(f'wrong key for {path}: {key.source} is not the key it was locked with; '
+                                        'use the key file the model was trained with')
+        aes = AESGCM(subkey)
+        digest = hashlib.sha256(MAGIC + header_bytes).digest()
+        count, filled = max(1, -(-size // segment_bytes)), 0
+        for index in range(count):
+            prefix_bytes = handle.read(4)
+            if len(prefix_bytes) < 4:
+                raise LockedCheckpointError(f'{path} is truncated: {index} of {count} segments are there')
+            (segment_length,) = struct.unpack('>I', prefix_bytes)
+            segment = handle.read(segment_length)
+            if len(segment) != segment_length:
+                raise LockedCheckpointError(f'{path} is truncated inside segment {index} of {count}')
+            try:
+                plain = aes.decrypt(prefix + struct.pack('>I', index), segment,
+                                    _aad(digest, index, index == count - 1))
+            except InvalidTag:
+                raise LockedCheckpointError(f'{path} is damaged or was tampered with: segment {index} of {count} '
+                                            'fails authentication') from None
+            filled += len(plain)
+            if filled > size:
+                raise LockedCheckpointError(f'{path} is damaged: its segments hold more than the header says')
+            out.write(plain)
+        if handle.read(1) or filled != size:
+            raise LockedCheckpointError(f'{path} has bytes after its last segment: it was extended or damaged')
+    return size
 
 
-def write_locked(path: Union[str, Path], payload: bytes, key: Key, overwrite: bool = True) -> Path:
+def unlock(path: Union[str, Path], key: Key) -> bytes:
+    """The payload of a locked file (see :func:`unlock_to`)."""
+    with io.BytesIO() as buffer:
+        unlock_to(path, key, buffer)
+        return buffer.getvalue()
+
+
+def write_locked(path: Union[str, Path], payload, key: Key, overwrite: bool = True) -> Path:
     """Lock ``payload`` into ``path`` atomically: a complete file under the name, or none.
 
     Raises:
@@ -165,9 +176,13 @@ def save_locked_checkpoint(checkpoint: dict, path: Union[str, Path], key: Key, o
     """``torch.save`` into memory, then :func:`write_locked`."""
     with io.BytesIO() as buffer:
         torch.save(checkpoint, buffer)
-        return write_locked(path, buffer.getvalue(), key, overwrite)
+        with buffer.getbuffer() as payload:  # no copy of the serialized checkpoint
+            return write_locked(path, payload, key, overwrite)
 
 
 def load_locked_checkpoint(path: Union[str, Path], key: Key, map_location=None):
     """Unlock into memory and ``torch.load`` (``weights_only``, with the plugin's allowlist)."""
-    return torch.load(io.BytesIO(unlock(path, key)), map_location=map_location, weights_only=True)
+    with io.BytesIO() as buffer:
+        unlock_to(path, key, buffer)
+        buffer.seek(0)
+        return torch.load(buffer, map_location=map_location, weights_only=True)

@@ -53,7 +53,7 @@ class LockedLocalBackend(LocalBackend):
         self.key_file = key_file
 
     def put(self, obj: bytes, filepath) -> None:
-        write_locked(filepath, bytes(obj), checkpoint_key(self.key_file))
+        write_locked(filepath, obj, checkpoint_key(self.key_file))
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
