@@ -120,7 +120,21 @@ def accuracy_study(report: Dict) -> str:
     return '\n'.join(lines)
 
 
+def checkpoint_speed(report: Dict) -> str:
+    size, seconds = report['megabytes'], report['seconds']
+    lines = [f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; a state dict of '
+             f'{size:.0f} MB, median of {report["repeats"]} runs.', '',
+             '| operation | plain s | locked s | plain MB/s | locked MB/s | locked / plain |',
+             '|---|---|---|---|---|---|']
+    for name in ('save', 'load'):
+        plain, locked = seconds[f'{name}_plain'], seconds[f'{name}_locked']
+        lines.append(f'| {name} | {plain:.3f} | {locked:.3f} | {size / plain:.0f} | {size / locked:.0f} | '
+                     f'{locked / plain:.2f}x |')
+    return '\n'.join(lines)
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+    'checkpoint-speed': ('checkpoint_speed', checkpoint_speed),
     'accuracy-study': ('accuracy_study', accuracy_study),
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
     'training-cost': ('training_cost', training_cost),
