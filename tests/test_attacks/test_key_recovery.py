@@ -83,14 +83,27 @@ def test_ffx_positions_are_found_from_value_ranges(images, method):
     np.testing.assert_array_equal(found, truth.ffx_mask)
 
 
+def placed_pixels(source, truth_source, block_size):
+    """Share of output positions that read the right pixel, up to the 8 symmetries of the block grid
+    (flips and transposes), which leave the correlations of textures with random orientations unchanged:
+    no estimate from ciphertexts alone can tell those arrangements apart on such data."""
+    rows, columns = np.divmod(source // 3, block_size)
+    last = block_size - 1
+    best = 0.0
+    for r, c in ((rows, columns), (columns, rows)):
+        for r2, c2 in ((r, c), (last - r, c), (r, last - c), (last - r, last - c)):
+            best = max(best, float(np.mean(r2 * block_size + c2 == truth_source // 3)))
+    return best
+
+
 def test_shuffle_estimate_places_pixels_from_ciphertexts_alone(images, reference_images):
-    """At M = 2 the correlation structure pins every pixel down; which colour channel is
-    which stays uncertain on this data, whose objects have random colours."""
+    """At M = 2 the correlation structure pins every pixel down up to the block's symmetries; which
+    colour channel is which stays uncertain on this data, whose objects have random colours."""
     hits = []
     for _ in range(3):
         truth = SecretKey.generate().cipher('shuffle', 2)
         source = estimate_shuffle([truth.encrypt(image) for image in reference_images[:50]], reference_images[50:], 2)
-        hits.append(np.mean(source // 3 == truth.source // 3))
+        hits.append(placed_pixels(source, truth.source, 2))
     assert np.mean(hits) >= 0.9
 
 
@@ -100,7 +113,7 @@ def test_shuffle_estimate_beats_chance_by_far_at_m4(images, reference_images):
     flips = estimate_flips(encrypted, 4)[0]
     source = estimate_shuffle(encrypted, reference_images[50:], 4, xor=flips)
     # A random permutation places 1 in 16 pixels.
-    assert np.mean(source // 3 == truth.source // 3) >= 0.5
+    assert placed_pixels(source, truth.source, 4) >= 0.5
 
 
 def test_swap_gains_are_exact():
