@@ -218,7 +218,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
         _log(f'using the public demo key {key_file}: every run gets the same cipher; it protects nothing')
     fingerprint = load_key(key_file).fingerprint
 
-    stages.start(STAGES[1], _minutes(iterations * 0.22))
+    stages.start(STAGES[1], _minutes(iterations * 0.2))
     baseline_dir = run_dir(work_dir, BASELINE)
     baseline_checkpoint = train(CONFIG_DIR / f'{BASELINE}.py', baseline_dir, None, iterations, data_root,
                                 progress=True)
@@ -227,11 +227,11 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
 
     stem = protected_stem(method, block_size)
     config = CONFIG_DIR / f'{stem}.py'
-    stages.start(STAGES[2], _minutes(iterations * 0.22))
+    stages.start(STAGES[2], _minutes(iterations * 0.2))
     model_dir = run_dir(work_dir, stem)
     checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
 
-    stages.start(STAGES[3], _minutes(60 + attack_iterations * 0.4 + num_wrong_keys * 2))
+    stages.start(STAGES[3], _minutes(20 + attack_iterations * 0.15 + num_wrong_keys * 0.8))
     options = {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
     evaluation = ProtectionEvaluation(str(config), str(checkpoint), key_file, cfg_options=options)
     authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
