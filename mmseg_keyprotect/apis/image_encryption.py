@@ -5,9 +5,7 @@ and 16-bit otherwise (FFX values reach 999), so decryption is exact. Arrays
 here are RGB; files are read and written through OpenCV.
 """
 import json
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import Callable, Iterable, List, NamedTuple, Optional, Tuple, Union
@@ -18,6 +16,7 @@ import numpy as np
 from ..crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
 from ..crypto.verifier import make_verifier, matches
 from ..errors import ImageFormatError, KeyProtectError
+from ..utils import atomic_file
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -130,16 +129,8 @@ def write_image(path: Union[str, Path], image: np.ndarray, record: Optional[Encr
     path = Path(path)
     if path.exists() and not overwrite:
         raise ImageFormatError(f'{path} exists; nothing was overwritten (pass --overwrite to replace it)')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(descriptor, 'wb') as handle:
-            handle.write(encode_png(image, record))
-        os.chmod(staging, 0o644)
-        os.replace(staging, path)
-    finally:
-        if os.path.lexists(staging):
-            os.unlink(staging)
+    with atomic_file(path) as handle:
+        handle.write(encode_png(image, record))
     return path
 
 

@@ -23,10 +23,8 @@ import hashlib
 import hmac
 import io
 import json
-import os
 import secrets
 import struct
-import tempfile
 from pathlib import Path
 from typing import BinaryIO, Union
 
@@ -36,6 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto.keys import Key, SecretKey
 from ..errors import KeyFileError, KeyProtectError
+from ..utils import atomic_file
 
 MAGIC = b'MMSEG-KEYPROTECT-LOCKED\n'
 FORMAT_VERSION = 1
@@ -158,17 +157,8 @@ def write_locked(path: Union[str, Path], payload, key: Key, overwrite: bool = Tr
     path = Path(path)
     if path.exists() and not overwrite:
         raise LockedCheckpointError(f'{path} exists; nothing was written (pass --force to replace it)')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(descriptor, 'wb') as handle:
-            lock_to(handle, payload, key)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(staging, path)
-    finally:
-        if os.path.lexists(staging):
-            os.unlink(staging)
+    with atomic_file(path, durable=True) as handle:
+        lock_to(handle, payload, key)
     return path
 
 

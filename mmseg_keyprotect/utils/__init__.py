@@ -1,0 +1,3 @@
+from .atomic_file import atomic_file
+
+__all__ = ['atomic_file']
