@@ -8,8 +8,6 @@ PACK = 'PackSegInputs'
 HOOK = 'KeyProtectHook'
 DEVICE_PREPROCESSOR = 'KeyProtectDataPreProcessor'
 PLUGIN = 'mmseg_keyprotect'
-DEFAULT_META_KEYS = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape', 'pad_shape', 'scale_factor', 'flip',
-                     'flip_direction', 'reduce_zero_label')
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
 

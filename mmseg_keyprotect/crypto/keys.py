@@ -38,7 +38,6 @@ import re
 import secrets
 import stat
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -46,6 +45,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..errors import KeyFileError
+from ..utils.atomic_file import atomic_file
 from .ciphers import (
     FFX,
     MAX_BLOCK_SIZE,
@@ -276,25 +276,13 @@ def _write_private(path: Union[str, Path], document: dict, overwrite: bool = Fal
         raise KeyFileError(f'{path} exists and is not a regular file')
     if path.exists() and not overwrite:
         raise KeyFileError(f'{path} exists; refusing to overwrite a key file (delete it first)')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
     try:
-        os.fchmod(descriptor, 0o600)
-        with os.fdopen(descriptor, 'w', encoding='utf-8') as handle:
-            handle.write(json.dumps(document, indent=2) + '\n')
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(staging, path)
-        else:
-            os.link(staging, path)
+        with atomic_file(path, mode=0o600, durable=True, replace=overwrite) as handle:
+            handle.write((json.dumps(document, indent=2) + '\n').encode('utf-8'))
     except FileExistsError:
         raise KeyFileError(f'{path} appeared while the key was being written; nothing was overwritten') from None
     except PermissionError as error:
         raise KeyFileError(f'cannot write the key file {path}: {error.strerror}; nothing was written there') from None
-    finally:
-        if os.path.lexists(staging):
-            os.unlink(staging)
     return path
 
 

@@ -7,14 +7,19 @@ from typing import BinaryIO, Iterator, Union
 
 
 @contextmanager
-def atomic_file(path: Union[str, Path], mode: int = 0o644, durable: bool = False) -> Iterator[BinaryIO]:
-    """Yield a binary handle to a new file beside ``path``; on success it replaces ``path``.
+def atomic_file(path: Union[str, Path], mode: int = 0o644, durable: bool = False,
+                replace: bool = True) -> Iterator[BinaryIO]:
+    """Yield a binary handle to a new file beside ``path``; on success it takes the name ``path``.
 
-    An interrupted write leaves the old file (or none) and no staging file.
+    The new file is created with ``mode`` from its first byte (``O_EXCL``, whatever
+    the umask). An interrupted write leaves the old file (or none) and no staging file.
 
     Args:
         mode (int): permissions of the written file.
         durable (bool): ``fsync`` before the rename, so the file survives a power cut too.
+        replace (bool): replace an existing ``path`` (a rename, which replaces a link or
+            file rather than writing into it); False hard-links the new file to the name,
+            which raises ``FileExistsError`` if the name exists.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -26,7 +31,10 @@ def atomic_file(path: Union[str, Path], mode: int = 0o644, durable: bool = False
             if durable:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(staging, path)
+        if replace:
+            os.replace(staging, path)
+        else:
+            os.link(staging, path)
     finally:
         if os.path.lexists(staging):
             os.unlink(staging)

@@ -9,7 +9,6 @@ from mmseg.registry import MODELS
 
 from mmseg_keyprotect.apis import build_test_runner, build_train_runner
 from mmseg_keyprotect.config import check_config, leaf_config_text, load_config, pipeline_encryption, protect_config
-from mmseg_keyprotect.config.pipelines import DEFAULT_META_KEYS
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.models import KeyProtectDataPreProcessor
 
@@ -22,7 +21,7 @@ NORMALISE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bg
 def packed(images, key_file, method, block_size, on_device):
     pipeline = Compose([dict(type='BlockwiseEncrypt', method=method, block_size=block_size, key_file=key_file,
                              on_device=on_device),
-                        dict(type='PackSegInputs', meta_keys=DEFAULT_META_KEYS + ('padding_size',))])
+                        dict(type='PackSegInputs')])
     return [pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2],
                           gt_seg_map=np.ones(image.shape[:2], np.uint8), seg_fields=['gt_seg_map']))
             for image in images]
