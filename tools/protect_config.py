@@ -8,7 +8,7 @@ The key is not written into the config: train and test with --key-file
 """
 import argparse
 
-from mmseg_keyprotect.config import protect_config, write_leaf_config
+from mmseg_keyprotect.config import KEY_CONTRASTIVE_WEIGHT, protect_config, write_leaf_config
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -21,6 +21,10 @@ def parse_args():
     parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
     parser.add_argument('--on-device', action='store_true',
                         help='encrypt whole batches on the model device (KeyProtectDataPreProcessor)')
+    parser.add_argument('--key-contrastive', nargs='?', type=float, const=KEY_CONTRASTIVE_WEIGHT, metavar='WEIGHT',
+                        help='also train the model to fail without the key: predictions on images under random '
+                             f'keys, near keys and plain are pushed toward uniform with this loss weight '
+                             f'(default {KEY_CONTRASTIVE_WEIGHT})')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()
@@ -29,7 +33,9 @@ def parse_args():
 def main():
     args = parse_args()
     protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
-                                      on_device=args.on_device)
+                                      on_device=args.on_device,
+                                      key_contrastive=None if args.key_contrastive is None
+                                      else dict(negative_weight=args.key_contrastive))
     output = write_leaf_config(args.config, args.output, protected, args.method, args.block_size, notes,
                                overwrite=args.force)
     for note in notes:

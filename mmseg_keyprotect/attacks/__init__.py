@@ -1,10 +1,10 @@
 """How strong the protection really is: the protection report and the attacks it runs."""
+from ..crypto.near_keys import near_key
 from .key_recovery import (
                            estimate_flips,
                            estimate_shuffle,
                            find_ffx_positions,
                            key_agreement,
-                           near_key,
                            recover_known_plaintext,
 )
 from .learning_attacks import BlockwiseAdapter, train_attack

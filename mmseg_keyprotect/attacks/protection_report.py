@@ -31,14 +31,13 @@ from ..apis.runners import use_key_file
 from ..config.loading import load_config
 from ..crypto.ciphers import BlockCipher
 from ..crypto.keys import SecretKey
+from ..crypto.near_keys import key_parts, near_key
 from ..errors import ConfigError
 from .key_recovery import (
     estimate_flips,
     estimate_shuffle,
     find_ffx_positions,
     key_agreement,
-    key_parts,
-    near_key,
     recover_known_plaintext,
 )
 from .labelled_images import LabelledImages, encrypt_with, load_labelled_images, plain_dataset_config, score

@@ -7,11 +7,13 @@ from mmengine.config import Config
 from ..crypto.ciphers import parse_method
 from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
 from .pipelines import (
+    CONTRASTIVE_PREPROCESSOR,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     PACK,
     config_pipelines,
     encrypt_settings,
+    preprocessor_encrypts,
     transform_type,
 )
 
@@ -65,24 +67,28 @@ def _device_problems(settings: List[dict], preprocessor: dict) -> List[str]:
     """Pipelines and data preprocessor must agree on who encrypts: exactly one of them."""
     on_device = {bool(t.get('on_device', False)) for t in settings}
     kind = transform_type(preprocessor) if preprocessor else 'SegDataPreProcessor'
-    if kind != DEVICE_PREPROCESSOR:
+    keyed = kind in (DEVICE_PREPROCESSOR, CONTRASTIVE_PREPROCESSOR)
+    if not preprocessor_encrypts(preprocessor):
         if True in on_device:
-            return [f'{ENCRYPT}(on_device=True) leaves images plain, but model.data_preprocessor is {kind}: '
-                    f'set its type to {DEVICE_PREPROCESSOR} with the same method and block_size']
-        return []
-    if not settings:
-        return [f'model.data_preprocessor is {DEVICE_PREPROCESSOR}, but no pipeline has a {ENCRYPT} step '
+            return [f'{ENCRYPT}(on_device=True) leaves images plain, but model.data_preprocessor ({kind}) does not '
+                    f'encrypt: set its type to {DEVICE_PREPROCESSOR} with the same method and block_size']
+        if keyed and not settings:
+            return [f'model.data_preprocessor is {kind}, but no pipeline has a {ENCRYPT} step']
+        if not keyed:
+            return []
+    elif not settings:
+        return [f'model.data_preprocessor is {kind}, but no pipeline has a {ENCRYPT} step '
                 '(with on_device=True) to pad images to whole blocks']
     problems = []
-    if False in on_device:
-        problems.append(f'model.data_preprocessor ({DEVICE_PREPROCESSOR}) encrypts, and so does a pipeline\'s '
+    if preprocessor_encrypts(preprocessor) and False in on_device:
+        problems.append(f'model.data_preprocessor ({kind}) encrypts, and so does a pipeline\'s '
                         f'{ENCRYPT}: images would be encrypted twice; set on_device=True in every {ENCRYPT}')
     method = '+'.join(parse_method(preprocessor.get('method', 'shuffle')))
     pipeline_method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
     block_size, pipeline_block_size = preprocessor.get('block_size', 4), settings[0].get('block_size', 4)
     if (method, block_size) != (pipeline_method, pipeline_block_size):
-        problems.append(f'model.data_preprocessor encrypts with {method}, M = {block_size}, but the pipelines pad '
-                        f'for {pipeline_method}, M = {pipeline_block_size}')
+        problems.append(f'model.data_preprocessor uses {method}, M = {block_size}, but the pipelines use '
+                        f'{pipeline_method}, M = {pipeline_block_size}')
     return problems
 
 
@@ -94,8 +100,9 @@ def pipeline_encryption(cfg: Config) -> Config:
     """
     cfg = copy.deepcopy(cfg)
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
-    if transform_type(preprocessor) == DEVICE_PREPROCESSOR:
-        for name in ('method', 'block_size', 'key_file', 'channel_order'):
+    if transform_type(preprocessor) in (DEVICE_PREPROCESSOR, CONTRASTIVE_PREPROCESSOR):
+        for name in ('method', 'block_size', 'key_file', 'channel_order', 'on_device', 'negatives',
+                     'max_near_fraction'):
             preprocessor.pop(name, None)
         preprocessor['type'] = 'SegDataPreProcessor'
     for _, pipeline in config_pipelines(cfg):

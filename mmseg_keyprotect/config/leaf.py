@@ -16,12 +16,14 @@ from mmengine.config import Config
 from ..errors import ConfigError
 from .loading import load_config
 from .pipelines import (
+    CONTRASTIVE_PREPROCESSOR,
     DATALOADERS,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     HOOK,
     PACK,
     dataset_pipelines,
+    preprocessor_encrypts,
     transform_type,
 )
 
@@ -80,7 +82,7 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
     base = stock_cfg if stock_cfg is not None else load_config(stock)
     settings = dict(type=ENCRYPT, method=method, block_size=block_size)
     preprocessor = protected.model.get('data_preprocessor') or {}
-    on_device = transform_type(preprocessor) == DEVICE_PREPROCESSOR
+    on_device = preprocessor_encrypts(preprocessor)
     if on_device:
         settings['on_device'] = True
     lines = [f'# {Path(stock).stem}, protected: block-wise {method}, M = {block_size}.',
@@ -105,10 +107,21 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
     if notes:
         test_cfg = protected.model.test_cfg
         model['test_cfg'] = dict(crop_size=tuple(test_cfg.crop_size), stride=tuple(test_cfg.stride))
-    if on_device:
+    if transform_type(preprocessor) == CONTRASTIVE_PREPROCESSOR:
+        model['type'] = protected.model.type
+        if 'negative_weight' in protected.model:
+            model['negative_weight'] = protected.model.negative_weight
+        model['data_preprocessor'] = dict(type=CONTRASTIVE_PREPROCESSOR, method=method, block_size=block_size,
+                                          on_device=on_device)
+        model['data_preprocessor'].update({k: preprocessor[k] for k in ('negatives', 'max_near_fraction')
+                                           if k in preprocessor})
+    elif on_device:
         model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=method, block_size=block_size)
     if model:
-        lines.append(f'model = {_call(model)}')
+        line = f'model = {_call(model)}'
+        if len(line) > 110:
+            line = 'model = dict(\n    ' + ',\n    '.join(f'{k}={_call(v)}' for k, v in model.items()) + ')'
+        lines.append(line)
     hooks = [h for h in protected.custom_hooks if transform_type(h) == HOOK]
     lines.append(f'custom_hooks = [{_call(hooks[0].to_dict())}]')
     return '\n'.join(lines) + '\n'

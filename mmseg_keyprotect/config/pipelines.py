@@ -7,6 +7,12 @@ ENCRYPT = 'BlockwiseEncrypt'
 PACK = 'PackSegInputs'
 HOOK = 'KeyProtectHook'
 DEVICE_PREPROCESSOR = 'KeyProtectDataPreProcessor'
+CONTRASTIVE_PREPROCESSOR = 'KeyContrastiveDataPreProcessor'
+#: Stock segmentor type -> its key-contrastive counterpart (``mmseg_keyprotect.models.segmentors``).
+KEY_CONTRASTIVE_SEGMENTORS = {
+    'EncoderDecoder': 'KeyContrastiveEncoderDecoder',
+    'CascadeEncoderDecoder': 'KeyContrastiveCascadeEncoderDecoder',
+}
 PLUGIN = 'mmseg_keyprotect'
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -36,6 +42,12 @@ def config_pipelines(cfg: Config) -> Iterator[Tuple[str, list]]:
             yield from dataset_pipelines(loader.get('dataset'), f'{name}.dataset')
     if cfg.get('tta_pipeline') is not None:
         yield 'tta_pipeline', cfg.tta_pipeline
+
+
+def preprocessor_encrypts(preprocessor: dict) -> bool:
+    """Whether a data preprocessor config encrypts its inputs (the on-device path)."""
+    kind = transform_type(preprocessor) if preprocessor else ''
+    return kind == DEVICE_PREPROCESSOR or (kind == CONTRASTIVE_PREPROCESSOR and preprocessor.get('on_device', True))
 
 
 def encrypt_settings(cfg: Config) -> List[dict]:

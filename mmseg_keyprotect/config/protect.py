@@ -19,15 +19,20 @@ from ..errors import ConfigError
 from .check import check_config
 from .loading import load_config
 from .pipelines import (
+    CONTRASTIVE_PREPROCESSOR,
     DATALOADERS,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     HOOK,
+    KEY_CONTRASTIVE_SEGMENTORS,
     PACK,
     PLUGIN,
     dataset_pipelines,
     transform_type,
 )
+
+#: Weight of the key-contrastive loss that ``key_contrastive=True`` uses.
+KEY_CONTRASTIVE_WEIGHT = 0.1
 
 
 def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> list:
@@ -82,7 +87,8 @@ def _multiple_of(value, block_size: int, setting: str, notes: List[str]):
 
 def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block_size: int = 4,
                    key_file: Optional[str] = None, num_wrong_keys: int = 2,
-                   evaluate_plain: bool = True, on_device: bool = False) -> Tuple[Config, List[str]]:
+                   evaluate_plain: bool = True, on_device: bool = False,
+                   key_contrastive: Union[bool, dict, None] = None) -> Tuple[Config, List[str]]:
     """Protect a stock config: encryption in every pipeline, aligned inference, the hook.
 
     Args:
@@ -97,6 +103,11 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
         on_device (bool): encrypt whole batches on the model's device
             (:class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`);
             the pipelines then only pad to whole blocks.
+        key_contrastive (bool | dict, optional): also train the model to fail
+            without the key: ``True`` for the defaults, or a dict of
+            ``negative_weight`` (the segmentor's) and ``negatives`` /
+            ``max_near_fraction`` (the
+            :class:`~mmseg_keyprotect.models.KeyContrastiveDataPreProcessor`'s).
 
     Returns:
         tuple[Config, list[str]]: the protected config and notes on every
@@ -132,6 +143,8 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
                                            block_size=block_size)
         if key_file is not None:
             cfg.model.data_preprocessor['key_file'] = key_file
+    if key_contrastive:
+        _make_key_contrastive(cfg, {} if key_contrastive is True else dict(key_contrastive), encrypt, on_device)
     test_cfg = cfg.get('model', {}).get('test_cfg') or {}
     if test_cfg.get('mode') == 'slide':
         test_cfg['crop_size'] = _multiple_of(test_cfg['crop_size'], block_size, 'model.test_cfg.crop_size', notes)
@@ -152,3 +165,21 @@ def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block
     return cfg, notes
 
 
+def _make_key_contrastive(cfg: Config, options: dict, encrypt: dict, on_device: bool) -> None:
+    """Swap in the key-contrastive segmentor and data preprocessor."""
+    unknown = set(options) - {'negative_weight', 'negatives', 'max_near_fraction'}
+    if unknown:
+        raise ConfigError(f'key_contrastive: unknown settings {sorted(unknown)}; expected negative_weight, '
+                          'negatives, max_near_fraction')
+    kind = transform_type(cfg.model)
+    if kind not in KEY_CONTRASTIVE_SEGMENTORS and kind not in KEY_CONTRASTIVE_SEGMENTORS.values():
+        raise ConfigError(f'key_contrastive: model.type is {kind}; key-contrastive training supports '
+                          f'{sorted(KEY_CONTRASTIVE_SEGMENTORS)}')
+    cfg.model['type'] = KEY_CONTRASTIVE_SEGMENTORS.get(kind, kind)
+    cfg.model['negative_weight'] = float(options.get('negative_weight', KEY_CONTRASTIVE_WEIGHT))
+    preprocessor = dict(cfg.model.get('data_preprocessor') or {}, type=CONTRASTIVE_PREPROCESSOR,
+                        method=encrypt['method'], block_size=encrypt['block_size'], on_device=on_device)
+    preprocessor.update({k: options[k] for k in ('negatives', 'max_near_fraction') if k in options})
+    if 'key_file' in encrypt:
+        preprocessor['key_file'] = encrypt['key_file']
+    cfg.model['data_preprocessor'] = preprocessor

@@ -1,3 +1,7 @@
-from .data_preprocessor import KeyProtectDataPreProcessor
+from .data_preprocessor import KeyContrastiveDataPreProcessor, KeyProtectDataPreProcessor
+from .segmentors import KeyContrastiveCascadeEncoderDecoder, KeyContrastiveEncoderDecoder
 
-__all__ = ['KeyProtectDataPreProcessor']
+__all__ = [
+    'KeyContrastiveCascadeEncoderDecoder', 'KeyContrastiveDataPreProcessor', 'KeyContrastiveEncoderDecoder',
+    'KeyProtectDataPreProcessor'
+]

@@ -1,13 +1,20 @@
-"""Encryption of whole batches on the model's device, for training where the CPU pipeline is the bottleneck."""
+"""Data preprocessors of protected training: encryption on the device, and key-contrastive negatives."""
 from contextlib import contextmanager
-from typing import Iterator, List, Optional, Sequence, Union
+from typing import Dict, Iterator, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
 from ..crypto.ciphers import BlockCipher, check_channel_order, parse_method
-from ..crypto.keys import load_key
+from ..crypto.keys import MATERIAL_BYTES, SecretKey, load_key
+from ..crypto.near_keys import key_parts, near_key
+from ..errors import ConfigError
+
+#: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
+NEGATIVE_META_KEY = 'key_contrastive_negative'
+DEFAULT_NEGATIVES = dict(random_key=0.5, near_key=0.25, plain=0.25)
 
 
 @MODELS.register_module()
@@ -32,6 +39,9 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
             size, pad_val, seg_pad_val, ...).
     """
 
+    #: Whether this preprocessor encrypts its inputs (the pipelines then only pad).
+    encrypts_inputs = True
+
     def __init__(self, method: Union[str, Sequence[str]] = 'shuffle', block_size: int = 4,
                  key_file: Optional[str] = None, channel_order: str = 'bgr', **kwargs):
         super().__init__(**kwargs)
@@ -55,15 +65,109 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
         finally:
             self._active = previous
 
-    def encrypt(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
-        """Encrypt a list of 3xHxW uint8 images; equal sizes go through as one batch."""
-        if self._active is None:
+    def encrypt(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher] = None) -> List[torch.Tensor]:
+        """Encrypt a list of 3xHxW uint8 images; equal sizes go through as one batch.
+
+        Args:
+            inputs (list[Tensor]): the images.
+            cipher (BlockCipher, optional): default the active one (the key,
+                or what :meth:`encrypting_with` chose).
+        """
+        cipher = cipher or self._active
+        if cipher is None:
             return list(inputs)
         if len({tuple(image.shape) for image in inputs}) == 1:
-            return list(self._active.encrypt_tensor(torch.stack(list(inputs)), self.channel_order).unbind(0))
-        return [self._active.encrypt_tensor(image[None], self.channel_order)[0] for image in inputs]
+            return list(cipher.encrypt_tensor(torch.stack(list(inputs)), self.channel_order).unbind(0))
+        return [cipher.encrypt_tensor(image[None], self.channel_order)[0] for image in inputs]
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
         data['inputs'] = self.encrypt(data['inputs'])
         return super().forward(data, training)
+
+
+@MODELS.register_module()
+class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
+    """Adds, in training, a negative copy of every image: the batch under a key that is not the key.
+
+    Each training image is followed by a copy of itself encrypted with a fresh
+    random key, with a near key (a random share of one part of the key right,
+    up to ``max_near_fraction``), or left plain, drawn with the probabilities
+    of ``negatives``. The copies' data samples carry
+    ``metainfo[NEGATIVE_META_KEY] = True``; a key-contrastive segmentor
+    (:class:`~mmseg_keyprotect.models.segmentors.KeyContrastiveEncoderDecoder`)
+    trains its predictions on them toward uninformative. The positives are
+    exactly what :class:`KeyProtectDataPreProcessor` (``on_device=True``) or
+    the pipeline (``on_device=False``) gives, and outside training this is
+    that preprocessor: the key holder's path does not change.
+
+    Random negatives come from a generator seeded by NumPy's global state,
+    which MMEngine seeds with ``randomness.seed``: runs repeat.
+
+    Args:
+        on_device (bool): True: the pipelines only pad and this preprocessor
+            encrypts (as :class:`KeyProtectDataPreProcessor`); False: the
+            pipelines encrypt and the negatives are made from the decrypted
+            batch. Defaults to True.
+        negatives (dict): probabilities of ``random_key``, ``near_key`` and
+            ``plain`` negatives. Defaults to 0.5 / 0.25 / 0.25.
+        max_near_fraction (float): the largest share of the key a near-key
+            negative gets right. Defaults to 0.9.
+        **kwargs: :class:`KeyProtectDataPreProcessor` arguments.
+    """
+
+    def __init__(self, on_device: bool = True, negatives: Optional[Dict[str, float]] = None,
+                 max_near_fraction: float = 0.9, **kwargs):
+        super().__init__(**kwargs)
+        self.on_device = bool(on_device)
+        self.negatives = dict(DEFAULT_NEGATIVES if negatives is None else negatives)
+        unknown = set(self.negatives) - set(DEFAULT_NEGATIVES)
+        weights = np.array(list(self.negatives.values()), dtype=float)
+        if unknown or not len(weights) or (weights < 0).any() or weights.sum() <= 0:
+            raise ConfigError(f'negatives = {negatives!r}: expected non-negative probabilities of '
+                              f'{sorted(DEFAULT_NEGATIVES)} with a positive sum')
+        if not 0.0 <= max_near_fraction < 1.0:
+            raise ConfigError(f'max_near_fraction = {max_near_fraction!r}: expected 0 <= value < 1')
+        self.max_near_fraction = max_near_fraction
+        self._kinds, self._kind_weights = list(self.negatives), weights / weights.sum()
+        self._rng = np.random.default_rng(np.random.randint(2 ** 31))
+
+    @property
+    def encrypts_inputs(self) -> bool:
+        return self.on_device
+
+    def encrypt(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher] = None) -> List[torch.Tensor]:
+        return super().encrypt(inputs, cipher) if self.on_device or cipher is not None else list(inputs)
+
+    def forward(self, data: dict, training: bool = False) -> dict:
+        if not training:
+            return super().forward(data, training)
+        data = self.cast_data(data)
+        inputs, samples = list(data['inputs']), list(data['data_samples'])
+        plain = inputs if self.on_device else [self._decrypt(image) for image in inputs]
+        kinds = self._rng.choice(len(self._kinds), len(inputs), p=self._kind_weights)
+        negatives = list(plain)
+        for kind_index in set(kinds.tolist()):
+            cipher = self._negative_cipher(self._kinds[kind_index])
+            chosen = np.flatnonzero(kinds == kind_index)
+            for index, image in zip(chosen, self.encrypt([plain[i] for i in chosen], cipher)):
+                negatives[index] = image
+        copies = []
+        for sample in samples:
+            copy = sample.clone()
+            copy.set_metainfo({NEGATIVE_META_KEY: True})
+            copies.append(copy)
+        data['inputs'] = self.encrypt(inputs) + negatives
+        data['data_samples'] = samples + copies
+        return SegDataPreProcessor.forward(self, data, training)
+
+    def _decrypt(self, image: torch.Tensor) -> torch.Tensor:
+        return self.cipher.decrypt_tensor(image[None], self.channel_order)[0].to(torch.uint8)
+
+    def _negative_cipher(self, kind: str) -> Optional[BlockCipher]:
+        if kind == 'plain':
+            return None
+        if kind == 'random_key':
+            return SecretKey(self._rng.bytes(MATERIAL_BYTES)).cipher(self.method, self.block_size)
+        part = str(self._rng.choice(key_parts(self.cipher)))
+        return near_key(self.cipher, part, float(self._rng.uniform(0.0, self.max_near_fraction)), self._rng)

@@ -8,12 +8,11 @@ from mmseg_keyprotect.attacks.key_recovery import (
     find_ffx_positions,
     image_blocks,
     key_agreement,
-    key_parts,
-    near_key,
     recover_known_plaintext,
 )
 from mmseg_keyprotect.crypto.ciphers import BlockCipher
 from mmseg_keyprotect.crypto.keys import SecretKey
+from mmseg_keyprotect.crypto.near_keys import key_parts, near_key
 from mmseg_keyprotect.datasets import render_sample
 from mmseg_keyprotect.errors import ImageFormatError, KeyProtectError
 

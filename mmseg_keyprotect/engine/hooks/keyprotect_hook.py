@@ -139,7 +139,7 @@ class KeyProtectHook(Hook):
         model = runner.model
         step = model.val_step if mode == 'val' else model.test_step
         preprocessor = getattr(model, 'module', model).data_preprocessor
-        on_device = isinstance(preprocessor, KeyProtectDataPreProcessor)
+        on_device = isinstance(preprocessor, KeyProtectDataPreProcessor) and preprocessor.encrypts_inputs
         for name, cipher in self._conditions():
             # On the device path the batch is still plain and the preprocessor encrypts with the cipher we choose.
             inputs = data_batch['inputs'] if on_device else self._reencrypt(data_batch['inputs'], cipher)

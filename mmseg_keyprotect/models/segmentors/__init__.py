@@ -1,0 +1,3 @@
+from .key_contrastive import KeyContrastiveCascadeEncoderDecoder, KeyContrastiveEncoderDecoder
+
+__all__ = ['KeyContrastiveCascadeEncoderDecoder', 'KeyContrastiveEncoderDecoder']
