@@ -37,7 +37,8 @@ def main():
                         help='labelled plain images k for the learning attacks: counts or shares (10%%); '
                              'none to skip them')
     parser.add_argument('--attack-iterations', type=int, default=300, help='training iterations per learning attack')
-    parser.add_argument('--attacks', nargs='+', default=list(ATTACKS), choices=ATTACKS, help='learning attacks to run')
+    parser.add_argument('--attacks', nargs='+', choices=ATTACKS,
+                        help='learning attacks to run (default: those that fit the cipher; value_table for FFX)')
     parser.add_argument('--num-images', type=int, help='score on this many test images (default: all)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0, help='seed of image choices and attacks (not of keys)')

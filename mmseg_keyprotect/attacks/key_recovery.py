@@ -332,3 +332,50 @@ def _swap_search(observed: List[np.ndarray], expected: List[np.ndarray], source:
             break
         source[[a, b]] = source[[b, a]]
     return source, _assignment_score(observed, expected, source)
+
+
+def estimate_ffx_table(encrypted_images: Sequence[np.ndarray], reference_images: Sequence[np.ndarray],
+                       positions: np.ndarray, block_size: int) -> np.ndarray:
+    """Estimate the FFX table by matching value frequencies (ciphertext only).
+
+    The values seen at FFX positions are the table's outputs; the k-th most
+    frequent of them is taken for the image of the k-th most frequent plain
+    value of unrelated plain images. This only works as far as value
+    frequencies are distinct and shared between the two sets; with an NP step
+    before FFX, half the positions see complemented values, which blurs them.
+
+    Args:
+        encrypted_images: encrypted RGB images (int16).
+        reference_images: unrelated plain RGB images (uint8).
+        positions (np.ndarray): bool, the FFX positions (:func:`find_ffx_positions`).
+        block_size (int): M.
+
+    Returns:
+        np.ndarray: an FFX table (256 distinct values in 0..999).
+    """
+    if not positions.any():
+        raise KeyProtectError('no FFX positions given')
+    observed = image_blocks(encrypted_images, block_size)[:, positions].ravel()
+    encrypted_counts = np.bincount(observed, minlength=FFX_DOMAIN)
+    plain_counts = np.bincount(image_blocks(reference_images, block_size).ravel(), minlength=256)[:256]
+    # Ties broken by value, so the estimate is deterministic.
+    encrypted_order = np.lexsort((np.arange(FFX_DOMAIN), -encrypted_counts))[:256]
+    plain_order = np.lexsort((np.arange(256), -plain_counts))
+    table = np.empty(256, np.int64)
+    table[plain_order] = encrypted_order
+    return table
+
+
+def undo_ffx(encrypted_images: Sequence[np.ndarray], positions: np.ndarray, table: np.ndarray,
+             block_size: int) -> List[np.ndarray]:
+    """Map the FFX positions of encrypted images back through an estimated table: uint8 images that
+    carry only the chain's SHF/NP part (values the table never outputs become 0)."""
+    inverse = np.zeros(FFX_DOMAIN, np.uint8)
+    inverse[table] = np.arange(256, dtype=np.uint8)
+    results = []
+    for image in encrypted_images:
+        height, width, _ = image.shape
+        mask = np.tile(positions.reshape(block_size, block_size, 3), (height // block_size, width // block_size, 1))
+        plain = np.where(mask, inverse[np.clip(image, 0, FFX_DOMAIN - 1)], image).astype(np.uint8)
+        results.append(plain)
+    return results

@@ -8,6 +8,10 @@ to turn them into a working segmenter, each trained with the same budget:
     in front of the frozen stolen model. SHF and NP act on each block as one
     affine map, so this layer can represent the key exactly; it starts as the
     identity (the model on plain images) and learns the rest.
+``value_table``
+    The adapter behind a learned value per block position and plain value
+    (3M^2 x 256 entries), which can represent FFX's table as the linear map
+    represents the shuffle and NP: the informed attacker of FFX chains.
 ``fine_tune``
     All weights of the stolen model, trained on plain images.
 ``scratch``
@@ -17,7 +21,7 @@ to turn them into a working segmenter, each trained with the same budget:
 import copy
 import logging
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -31,7 +35,14 @@ from ..crypto.ciphers import BlockCipher
 from ..errors import ConfigError
 from .labelled_images import LabelledImages, score
 
-ATTACKS = ('adapter', 'fine_tune', 'scratch')
+ATTACKS = ('adapter', 'value_table', 'fine_tune', 'scratch')
+# The table's entries are in normalised units and must travel up to ~15 (FFX outputs reach 999): a larger step.
+VALUE_TABLE_LEARNING_RATE = 0.05
+
+
+def attacks_for(method: str) -> Tuple[str, ...]:
+    """The attacks that fit a cipher: the value-table adapter only where FFX is in the chain."""
+    return tuple(a for a in ATTACKS if a != 'value_table' or 'ffx' in method.split('+'))
 
 
 class BlockwiseAdapter(nn.Module):
@@ -93,6 +104,36 @@ class BlockwiseAdapter(nn.Module):
         return self.unfold(self.mix(inputs))
 
 
+class ValueTableAdapter(BlockwiseAdapter):
+    """A learnable value for every (block position, plain value), then the block-wise affine map.
+
+    Starts as the identity. Plain values are read back from the normalised
+    input, so it sits where :class:`BlockwiseAdapter` does.
+
+    Args:
+        block_size (int): M.
+        mean (Sequence[float]), std (Sequence[float]): the model's
+            normalisation, RGB.
+    """
+
+    def __init__(self, block_size: int, mean: Sequence[float], std: Sequence[float]):
+        super().__init__(block_size)
+        self.register_buffer('mean', torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer('std', torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
+        identity = (torch.arange(256.0).view(1, 256) - self.mean.view(3, 1)) / self.std.view(3, 1)
+        self.table = nn.Parameter(identity.repeat_interleave(block_size ** 2, dim=0))  # (3 * M * M, 256)
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        _, channels, height, width = inputs.shape
+        size = self.block_size
+        values = (inputs * self.std + self.mean).round().clamp(0, 255).long()
+        rows = torch.arange(height, device=inputs.device) % size
+        columns = torch.arange(width, device=inputs.device) % size
+        position = (torch.arange(channels, device=inputs.device).view(-1, 1, 1) * size * size
+                    + rows.view(1, -1, 1) * size + columns.view(1, 1, -1))
+        return super().forward(self.table.reshape(-1)[position * 256 + values])
+
+
 def _quietly(function, *args):
     """Call ``function`` with MMEngine's logger at WARNING (the optimizer builder logs every parameter)."""
     logger = MMLogger.get_current_instance()
@@ -146,13 +187,22 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     adapter = None
-    if attack == 'adapter':
+    if attack in ('adapter', 'value_table'):
         model = stolen_model
         for parameter in model.parameters():
             parameter.requires_grad_(False)
-        adapter = BlockwiseAdapter(block_size).to(next(model.parameters()).device)
         learning_rate = learning_rate or 1e-3
-        optimizer = torch.optim.AdamW(adapter.parameters(), lr=learning_rate, weight_decay=0.0)
+        if attack == 'adapter':
+            adapter = BlockwiseAdapter(block_size)
+            groups = [dict(params=list(adapter.parameters()))]
+        else:
+            preprocessor = model.data_preprocessor
+            adapter = ValueTableAdapter(block_size, preprocessor.mean.flatten().tolist(),
+                                        preprocessor.std.flatten().tolist())
+            groups = [dict(params=list(adapter.mix.parameters())),
+                      dict(params=[adapter.table], lr=VALUE_TABLE_LEARNING_RATE)]
+        adapter.to(next(model.parameters()).device)
+        optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.0)
         trained = list(adapter.parameters())
     else:
         if attack == 'fine_tune':
@@ -177,7 +227,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
     batch_size = min(batch_size, len(train_data))
     for iteration in range(iterations):
         # Frozen model: eval mode keeps its normalisation statistics; the others train as usual.
-        model.train(attack != 'adapter')
+        model.train(adapter is None)
         factor = _learning_rate_factor(iteration, iterations)
         for group, base in zip(optimizer.param_groups, base_rates):
             group['lr'] = base * factor
@@ -196,7 +246,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
             curve.append([iteration + 1, score(model, eval_data, adapter=adapter)])
             log(f'{attack}, k = {len(train_data)}: iteration {iteration + 1}/{iterations}, '
                 f'loss {loss.item():.3f}, mIoU {curve[-1][1]:.2f}')
-    if attack == 'adapter':
+    if adapter is not None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)
     result = dict(attack=attack, k=len(train_data), curve=curve, seconds=time.perf_counter() - started,

@@ -34,14 +34,16 @@ from ..crypto.keys import SecretKey
 from ..crypto.near_keys import key_parts, near_key
 from ..errors import ConfigError
 from .key_recovery import (
+    estimate_ffx_table,
     estimate_flips,
     estimate_shuffle,
     find_ffx_positions,
     key_agreement,
     recover_known_plaintext,
+    undo_ffx,
 )
 from .labelled_images import LabelledImages, encrypt_with, load_labelled_images, plain_dataset_config, score
-from .learning_attacks import ATTACKS, evaluation_points, train_attack
+from .learning_attacks import attacks_for, evaluation_points, train_attack
 from .metrics import chance_levels, summarize
 
 NEAR_KEY_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
@@ -150,25 +152,27 @@ class ProtectionEvaluation:
         method = self.inferencer.method.split('+')
         result = dict(encrypted_images=len(encrypted))
         started = time.perf_counter()
+        positions, table = None, None
         if 'ffx' in method:
-            found = find_ffx_positions(encrypted, block_size)
-            truth = self.cipher.ffx_mask
-            result['ffx_positions'] = dict(found=int(found.sum()), correct=float(np.mean(found == truth)))
-            result['note'] = ('FFX positions only: the table is not estimated, so no key and no mIoU; '
-                              'a shuffle chained with FFX is not estimated either')
-            result['seconds'] = time.perf_counter() - started
-            return result
+            positions = find_ffx_positions(encrypted, block_size)
+            result['ffx_positions'] = dict(found=int(positions.sum()),
+                                           correct=float(np.mean(positions == self.cipher.ffx_mask)))
+            reference = self._reference_images(num_reference)
+            result['reference_images'] = len(reference)
+            table = estimate_ffx_table(encrypted, reference, positions, block_size)
+            result['ffx_table_entries_right'] = float(np.mean(table == self.cipher.ffx_table))
+            # What is left is the chain's SHF/NP part, estimated as for those ciphers.
+            encrypted = undo_ffx(encrypted, positions, table, block_size)
         candidates = [np.zeros(length, np.int64)]
         if 'np' in method:
             candidates = list(estimate_flips(encrypted, block_size))
         source = np.arange(length)
         if 'shuffle' in method:
-            count = min(num_reference, len(self.train_data))
-            reference = [self.train_data.rgb(i) for i in self.rng.choice(len(self.train_data), count, replace=False)]
-            result['reference_images'] = count
+            reference = self._reference_images(num_reference)
+            result['reference_images'] = len(reference)
             source = estimate_shuffle(encrypted, reference, block_size, xor=candidates[0], seed=self.seed)
         result['seconds'] = time.perf_counter() - started
-        estimates = [BlockCipher.from_map(source, xor, block_size) for xor in candidates]
+        estimates = [BlockCipher.from_map(source, xor, block_size, positions, table) for xor in candidates]
         scored = sorted(((self.miou(e), key_agreement(e, self.cipher)) for e in estimates), key=lambda t: -t[0])
         result.update(mIoU=scored[0][0], agreement=scored[0][1], candidates_tried=len(estimates))
         if len(estimates) > 1:
@@ -176,14 +180,20 @@ class ProtectionEvaluation:
                               'is reported (an attacker holding the model tries both)')
         return result
 
+    def _reference_images(self, count: int) -> list:
+        """Unrelated plain images (the training split), the same draw on every call."""
+        count = min(count, len(self.train_data))
+        chosen = np.random.default_rng(self.seed).choice(len(self.train_data), count, replace=False)
+        return [self.train_data.rgb(i) for i in chosen]
+
     def learning_attacks(self, sizes: Sequence[Union[int, str]] = ATTACK_SIZES, iterations: int = 300,
-                         attacks: Sequence[str] = ATTACKS, log: Callable[[str], None] = _log) -> list:
+                         attacks: Optional[Sequence[str]] = None, log: Callable[[str], None] = _log) -> list:
         results = []
         points = evaluation_points(iterations)
         for label, count in resolve_sizes(sizes, len(self.train_data)).items():
             chosen = np.sort(self.rng.choice(len(self.train_data), count, replace=False))
             subset = self.train_data.subset(chosen)
-            for attack in attacks:
+            for attack in attacks or attacks_for(self.inferencer.method):
                 log(f'learning attack {attack} with k = {count} ({label}), {iterations} iterations')
                 result = train_attack(attack, self.model, self.cfg.model, self.cfg.optim_wrapper, subset,
                                       self.test_data, iterations, points, self.cipher.block_size,
@@ -196,7 +206,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         out_dir: Union[str, Path] = 'work_dirs/protection',
                         baseline: Optional[Tuple[str, str]] = None, num_wrong_keys: int = 100,
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
-                        attacks: Sequence[str] = ATTACKS, num_images: Optional[int] = None,
+                        attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
                         device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
 
@@ -208,7 +218,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         attack_sizes: k values for the learning attacks; ``'10%'`` is a share
             of the training set. Empty: no learning attacks.
         attack_iterations (int): training iterations of each learning attack.
-        attacks: which learning attacks to run.
+        attacks: which learning attacks to run; default those that fit the
+            cipher (the value-table adapter only for FFX chains).
         num_images (int, optional): test images scored (default all).
         cfg_options (dict, optional): config overrides, as ``--cfg-options``.
 
@@ -244,7 +255,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     _log('ciphertext-only key estimation')
     report['ciphertext_only'] = evaluation.ciphertext_only()
     report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks) \
-        if attack_sizes and attacks else []
+        if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60
     (out_dir / 'protection_report.json').write_text(json.dumps(report, indent=2))
     _log(f'report written to {out_dir} in {report["minutes"]:.1f} minutes')

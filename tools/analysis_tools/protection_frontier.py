@@ -1,0 +1,86 @@
+"""The protection frontier: each protected setting's accuracy against its best attacker, on the demo data.
+
+    python tools/analysis_tools/protection_frontier.py [--variants shuffle:4 np:4 ffx:4 shuffle:4+kc0.1 ...]
+        [--seeds 0 1] [--num-wrong-keys 100] [--trimmed] [--results-file docs/en/results/protection_frontier.json]
+
+Trains (or reuses, from --work-dir, shared with tools/demo.py) the demo model of each variant, measures
+it with the protection report's attacks, and writes frontier.json, protection_frontier.png and the table
+to --work-dir. Every measurement is saved as it finishes: run the same command again to resume.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
+
+from experiments.protection_frontier import (  # noqa: E402
+    FULL_ATTACK_SIZES,
+    TRIMMED_ATTACK_SIZES,
+    TRIMMED_FINE_TUNE_SIZES,
+    VARIANTS,
+    FrontierStudy,
+    frontier_rows,
+    parse_variant,
+    run_frontier,
+    write_figure,
+)
+from experiments.provenance import provenance  # noqa: E402
+from mmseg_keyprotect.crypto import load_key  # noqa: E402
+from mmseg_keyprotect.errors import KeyProtectError  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description='Accuracy against the best attack, for every protected setting')
+    parser.add_argument('--work-dir', default='work_dirs/demo', help='runs and frontier.json (shared with the demo)')
+    parser.add_argument('--data-root', default='data/shapes')
+    parser.add_argument('--key-file', help='key file (default: the public demo key)')
+    parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
+    parser.add_argument('--variants', nargs='+', default=[v.name for v in VARIANTS],
+                        help='METHOD:M, or METHOD:M+kcWEIGHT for key-contrastive training')
+    parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1],
+                        help='seeds of the authorized mIoU (the attacks run on the first)')
+    parser.add_argument('--candidate-margin', type=float, default=2.0,
+                        help='train the other seeds only where the first is at most this far below the baseline')
+    parser.add_argument('--num-wrong-keys', type=int, default=100)
+    parser.add_argument('--attack-sizes', type=int, nargs='+', default=list(FULL_ATTACK_SIZES),
+                        help='labelled images k of the adapter attacks')
+    parser.add_argument('--fine-tune-sizes', type=int, nargs='+', default=list(FULL_ATTACK_SIZES),
+                        help='labelled images k of fine-tuning and of the from-scratch floor')
+    parser.add_argument('--attack-iterations', type=int, default=200)
+    parser.add_argument('--trimmed', action='store_true',
+                        help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
+                             f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
+    parser.add_argument('--results-file', help='write the rows, the decision, the command, date and machine as JSON '
+                        '(docs/en/results/ feeds the docs)')
+    args = parser.parse_args()
+    if args.trimmed:
+        args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
+    study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
+                          args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations)
+    decision = run_frontier(study, [parse_variant(v) for v in args.variants], args.candidate_margin)
+    rows = frontier_rows(study.state)
+    baseline = study.state['baseline']['mean']
+    figure = write_figure(rows, baseline, Path(args.work_dir) / 'protection_frontier.png', decision['choice'])
+    for row in sorted(rows, key=lambda r: r['attackers_best'] if r['attackers_best'] is not None else 1e9):
+        seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
+        print(f'{row["variant"]:>22}  key holder {seeds:<14} (gap {row["gap"]:+.2f})  attacker\'s best '
+              f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]})')
+    print(f'\nbaseline {baseline:.2f}; rule: {decision["rule"]}\nchoice: {decision["choice"]}\nfigure: {figure}')
+    if args.results_file:
+        command = ('python tools/analysis_tools/protection_frontier.py ' + ' '.join(sys.argv[1:])).split(
+            ' --results-file')[0]
+        Path(args.results_file).write_text(json.dumps(dict(
+            provenance(command), key_fingerprint=load_key(study.key_file).fingerprint,
+            iterations=args.iterations, seeds=args.seeds, num_wrong_keys=args.num_wrong_keys,
+            attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
+            attack_iterations=args.attack_iterations, baseline=study.state['baseline'],
+            scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
+            rows=rows, decision=decision), indent=2) + '\n')
+
+
+if __name__ == '__main__':
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'protection_frontier: error: {error}')

@@ -1,0 +1,331 @@
+"""The protection frontier: every method and block size against its best attacker, on the demo data.
+
+For each variant (method, M, and optionally key-contrastive training) the
+study trains the demo's protected model (runs shared with the demo and the
+accuracy study), then measures, through the protection report's API: the
+authorized mIoU per seed, plain images, random wrong keys, near keys,
+ciphertext-only key estimation, and the learning attacks by number of
+labelled images k. The attacker's best is the highest mIoU of any attack
+with at most ``BEST_MAX_LABELLED`` labelled images and the intercepted test
+images (known plaintext is reported by the protection report but left out:
+one pair always recovers SHF/NP/FFX keys).
+
+Every measurement is saved to ``frontier.json`` as soon as it exists, so an
+interrupted study resumes where it stopped and finished runs are reused.
+"""
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
+from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
+from mmseg_keyprotect.config import protect_config
+from mmseg_keyprotect.datasets import generate_shapes
+from mmseg_keyprotect.errors import ConfigError
+
+from .accuracy_study import variant_config as plain_variant_config
+from .accuracy_study import variant_stem
+from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, run_dir, train
+
+BEST_MAX_LABELLED = 10
+#: Gap to the baseline's mean within which a variant "keeps accuracy" (the rule that picks the default).
+ACCURACY_TOLERANCE = 1.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One protected setting: a cipher chain, a block size, and the key-contrastive weight (None: off)."""
+    method: str
+    block_size: int
+    key_contrastive: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        suffix = '' if self.key_contrastive is None else f'+kc{self.key_contrastive:g}'
+        return f'{self.method}:{self.block_size}{suffix}'
+
+    @property
+    def stem(self) -> str:
+        suffix = '' if self.key_contrastive is None else f'-kc{self.key_contrastive:g}'
+        return variant_stem(self.method, self.block_size) + suffix
+
+
+def parse_variant(text: str) -> Variant:
+    """``'shuffle+np:4'`` or ``'shuffle:4+kc0.1'`` -> a :class:`Variant`."""
+    setting, _, contrastive = text.partition('+kc')
+    method, _, block_size = setting.rpartition(':')
+    try:
+        return Variant(method, int(block_size), float(contrastive) if contrastive else None)
+    except ValueError:
+        raise ConfigError(f'variant {text!r}: expected METHOD:M or METHOD:M+kcWEIGHT, for example shuffle+np:4 '
+                          'or shuffle:4+kc0.1')
+
+
+VARIANTS = tuple(parse_variant(v) for v in (
+    'shuffle:4', 'np:4', 'shuffle+np:4', 'ffx:4', 'np+ffx:4', 'shuffle+np+ffx:4', 'shuffle:4+kc0.1',
+    'shuffle:8', 'np:8', 'shuffle+np:8', 'shuffle:2', 'np:2', 'shuffle+np:2'))
+FULL_ATTACK_SIZES = (1, 2, 5, 10, 40)
+# Adapters cost ~30 s per k on 2 CPU cores, fine-tuning ~90 s: the trimmed budget keeps the adapters' curve.
+TRIMMED_ATTACK_SIZES, TRIMMED_FINE_TUNE_SIZES = (1, 10, 40), (10,)
+
+
+def _log(message: str) -> None:
+    print(f'[protection_frontier {time.strftime("%H:%M:%S")}] {message}', flush=True)
+
+
+def variant_config(variant: Variant, out_dir: Path) -> Path:
+    """The variant's protected config (committed when it exists, else written under ``out_dir``)."""
+    if variant.key_contrastive is None:
+        return plain_variant_config(variant.method, variant.block_size, out_dir)
+    committed = CONFIG_DIR / f'{variant.stem}.py'
+    if committed.is_file():
+        return committed
+    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), variant.method, variant.block_size,
+                            key_contrastive=dict(negative_weight=variant.key_contrastive))
+    path = out_dir / 'configs' / f'{variant.stem}.py'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(path))
+    return path
+
+
+class FrontierStudy:
+    """The study's state: ``frontier.json`` in the work dir, saved after every measurement.
+
+    Args:
+        work_dir (str | Path): runs and the state file (the demo's work dir
+            by default, so its runs are reused).
+        data_root (str | Path): the Shapes data (generated if missing).
+        key_file (str, optional): default the public demo key.
+        iterations (int): training iterations per model (the demo's 1000).
+        seeds (Sequence[int]): seeds of the authorized mIoU; the report runs
+            on the first seed's model.
+        num_wrong_keys (int): random wrong keys per variant.
+        attack_sizes (Sequence[int]): k values of the adapter attacks.
+        fine_tune_sizes (Sequence[int]): k values of fine-tuning, and of
+            training from scratch (the floor, measured once: it needs no key).
+        attack_iterations (int): iterations of each learning attack.
+    """
+
+    def __init__(self, work_dir='work_dirs/demo', data_root='data/shapes', key_file: Optional[str] = None,
+                 iterations: int = 1000, seeds: Sequence[int] = (0, 1), num_wrong_keys: int = 100,
+                 attack_sizes: Sequence[int] = FULL_ATTACK_SIZES, fine_tune_sizes: Sequence[int] = FULL_ATTACK_SIZES,
+                 attack_iterations: int = 200, log: Callable[[str], None] = _log):
+        self.work_dir, self.data_root = Path(work_dir), Path(data_root)
+        self.key_file = key_file or str(PUBLIC_DEMO_KEY)
+        self.iterations, self.seeds = iterations, list(seeds)
+        self.num_wrong_keys, self.attack_iterations = num_wrong_keys, attack_iterations
+        self.attack_sizes, self.fine_tune_sizes = list(attack_sizes), list(fine_tune_sizes)
+        self.log = log
+        self.path = self.work_dir / 'frontier.json'
+        self.state = json.loads(self.path.read_text()) if self.path.is_file() else dict(variants={})
+        self.state.update(iterations=iterations, num_wrong_keys=num_wrong_keys, attack_iterations=attack_iterations)
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self.path.with_suffix('.json.tmp')
+        temporary.write_text(json.dumps(self.state, indent=2))
+        temporary.replace(self.path)
+
+    # ------------------------------------------------------------ training
+    def _authorized(self, row: Dict, config: Path, stem: str, seed: int, key_file: Optional[str]) -> Tuple[Path, float]:
+        directory = run_dir(self.work_dir, stem, seed)
+        checkpoint = train(config, directory, key_file, self.iterations, self.data_root, seed)
+        runs = row.setdefault('runs', {})
+        if str(seed) not in runs:
+            metrics = evaluate(config, checkpoint, directory, key_file, self.data_root, 0, quiet=True)
+            runs[str(seed)] = float(metrics['mIoU'])
+            self.save()
+        return checkpoint, runs[str(seed)]
+
+    def baseline(self, seeds: Optional[Sequence[int]] = None) -> Dict:
+        """The unprotected baseline's mIoU per seed, and the from-scratch floor of each k (it needs no key)."""
+        row = self.state.setdefault('baseline', {})
+        config = CONFIG_DIR / f'{BASELINE}.py'
+        for seed in seeds or self.seeds:
+            _, value = self._authorized(row, config, BASELINE, seed, None)
+            self.log(f'baseline, seed {seed}: mIoU {value:.2f}')
+        row['mean'] = float(np.mean(list(row['runs'].values())))
+        self.save()
+        return row
+
+    # ------------------------------------------------------------ one variant
+    def measure(self, variant: Variant, seeds: Optional[Sequence[int]] = None) -> Dict:
+        """Train (or reuse) and measure one variant on the first seed, and its authorized mIoU on ``seeds``."""
+        row = self.state['variants'].setdefault(variant.name, dict(
+            method=variant.method, block_size=variant.block_size, key_contrastive=variant.key_contrastive))
+        config = variant_config(variant, self.work_dir)
+        started = time.time()
+        checkpoint = None
+        for seed in seeds or self.seeds[:1]:
+            path, value = self._authorized(row, config, variant.stem, seed, self.key_file)
+            checkpoint = checkpoint or path
+            self.log(f'{variant.name}, seed {seed}: authorized mIoU {value:.2f}')
+        if seeds is None or self.seeds[0] in seeds:
+            self._report(row, variant, config, run_dir(self.work_dir, variant.stem, self.seeds[0]) /
+                         f'iter_{self.iterations}.pth')
+        row['mean'] = float(np.mean(list(row['runs'].values())))
+        row['minutes'] = row.get('minutes', 0.0) + (time.time() - started) / 60
+        row.update(self.best_attack(row))
+        self.save()
+        return row
+
+    def _report(self, row: Dict, variant: Variant, config: Path, checkpoint: Path) -> None:
+        evaluation = None
+
+        def loaded() -> ProtectionEvaluation:
+            nonlocal evaluation
+            if evaluation is None:
+                evaluation = ProtectionEvaluation(str(config), str(checkpoint), self.key_file, seed=self.seeds[0],
+                                                  cfg_options={'test_dataloader.dataset.data_root': str(self.data_root),
+                                                               'train_dataloader.dataset.data_root':
+                                                                   str(self.data_root)})
+            return evaluation
+
+        if 'plain' not in row:
+            row['plain'] = loaded().miou(None)
+            self.save()
+        if 'wrong_keys' not in row and self.num_wrong_keys:
+            summary = loaded().wrong_keys(self.num_wrong_keys, log=self.log)['summary']
+            row['wrong_keys'] = {k: summary[k] for k in ('count', 'mean', 'p95', 'max')}
+            self.save()
+        if 'near_keys' not in row:
+            row['near_keys'] = loaded().near_keys()
+            self.save()
+        if 'ciphertext_only' not in row:
+            result = loaded().ciphertext_only()
+            row['ciphertext_only'] = {k: result[k] for k in ('mIoU', 'agreement', 'encrypted_images', 'note', 'seconds')
+                                      if k in result}
+            self.save()
+        plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
+                for attack in attacks_for(variant.method) if attack != 'scratch']
+        for attack, sizes in plan:
+            for k in sizes:
+                if str(k) not in row.setdefault('attacks', {}).get(attack, {}):
+                    row['attacks'].setdefault(attack, {})[str(k)] = self._attack(loaded(), attack, k, variant.name)
+                    self.save()
+        for k in self.fine_tune_sizes:
+            if str(k) not in self.state.setdefault('scratch', {}):
+                self.state['scratch'][str(k)] = self._attack(loaded(), 'scratch', k, 'no key')
+                self.save()
+
+    def _attack(self, evaluation: ProtectionEvaluation, attack: str, k: int, name: str) -> Dict:
+        # A fixed draw per (seed, k): a resumed study attacks with the same images.
+        chosen = np.sort(np.random.default_rng([self.seeds[0], k]).choice(
+            len(evaluation.train_data), min(k, len(evaluation.train_data)), replace=False))
+        self.log(f'{name}: {attack} with k = {k}, {self.attack_iterations} iterations')
+        result = train_attack(attack, evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
+                              evaluation.train_data.subset(chosen), evaluation.test_data, self.attack_iterations,
+                              evaluation_points(self.attack_iterations), evaluation.cipher.block_size,
+                              seed=self.seeds[0], log=lambda _: None)
+        # The attacker scores along training with its labelled images; the best point is what it keeps.
+        best = max(value for _, value in result['curve'])
+        self.log(f'{name}: {attack}, k = {k}: mIoU {best:.2f} (best along training)')
+        return dict(mIoU=best, final=result['curve'][-1][1], seconds=result['seconds'])
+
+    @staticmethod
+    def best_attack(row: Dict) -> Dict:
+        """The attacker's best with at most ``BEST_MAX_LABELLED`` labelled images, and which attack gave it."""
+        candidates = [('plain images', row.get('plain'))]
+        if row.get('wrong_keys'):
+            candidates.append(('best of the random wrong keys', row['wrong_keys']['max']))
+        candidates.append(('ciphertext-only estimation', (row.get('ciphertext_only') or {}).get('mIoU')))
+        for attack, by_k in (row.get('attacks') or {}).items():
+            for k, result in by_k.items():
+                if int(k) <= BEST_MAX_LABELLED:
+                    candidates.append((f'{attack}, k = {k}', result['mIoU']))
+        known = [(value, name) for name, value in candidates if value is not None]
+        value, name = max(known)
+        return dict(attackers_best=value, attackers_best_by=name)
+
+    # ------------------------------------------------------------ the decision
+    def decide(self) -> Dict:
+        """Apply the rule: among variants whose mean over every seed is within ``ACCURACY_TOLERANCE`` of the
+        baseline's, the lowest attacker's best. Variants with fewer seeds than the study's are not eligible."""
+        baseline = self.state['baseline']['mean']
+        eligible = []
+        for name, row in self.state['variants'].items():
+            row['gap'] = row['mean'] - baseline
+            row['seeds_measured'] = len(row['runs'])
+            row['keeps_accuracy'] = row['seeds_measured'] >= len(self.seeds) and row['gap'] >= -ACCURACY_TOLERANCE
+            if row['keeps_accuracy'] and 'attackers_best' in row:
+                eligible.append((row['attackers_best'], name))
+        choice = min(eligible)[1] if eligible else None
+        self.state['decision'] = dict(rule=f'among variants whose {len(self.seeds)}-seed mean is within '
+                                           f'{ACCURACY_TOLERANCE:g} point of the baseline\'s (or above), the one '
+                                           'with the lowest attacker\'s best', choice=choice,
+                                      eligible=[name for _, name in sorted(eligible)])
+        self.save()
+        return self.state['decision']
+
+
+def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, candidate_margin: float = 2.0,
+                 num_train: int = 400, num_val: int = 100) -> Dict:
+    """Measure every variant on the first seed, then the other seeds of those that could keep accuracy.
+
+    A variant whose first seed is more than ``candidate_margin`` points below
+    the baseline's mean cannot meet the rule's tolerance on average unless
+    its seeds spread far wider than measured, so its other seeds are skipped
+    (and it stays ineligible).
+    """
+    generate_shapes(study.data_root, num_train, num_val)
+    baseline = study.baseline()['mean']
+    for variant in variants:
+        study.log(f'{variant.name}: measuring')
+        study.measure(variant)
+    for variant in variants:
+        row = study.state['variants'][variant.name]
+        first = row['runs'][str(study.seeds[0])]
+        if first >= baseline - candidate_margin:
+            study.measure(variant, study.seeds[1:])
+        else:
+            study.log(f'{variant.name}: seed {study.seeds[0]} is {baseline - first:.2f} below the baseline; '
+                      'other seeds skipped')
+    return study.decide()
+
+
+def frontier_rows(state: Dict) -> List[Dict]:
+    """One row per variant, in the JSON layout of the results file."""
+    rows = []
+    for name, row in state['variants'].items():
+        rows.append(dict(
+            variant=name, method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
+            authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],
+            gap=row.get('gap'), plain=row.get('plain'), wrong_keys=row.get('wrong_keys'),
+            near_keys=row.get('near_keys'), ciphertext_only=row.get('ciphertext_only'),
+            attacks={attack: {k: v['mIoU'] for k, v in by_k.items()}
+                     for attack, by_k in row.get('attacks', {}).items()},
+            attackers_best=row.get('attackers_best'), attackers_best_by=row.get('attackers_best_by'),
+            keeps_accuracy=row.get('keeps_accuracy'), minutes=row.get('minutes')))
+    return rows
+
+
+def write_figure(rows: List[Dict], baseline: float, path: Path, choice: Optional[str] = None) -> Path:
+    """Authorized mIoU (mean over seeds) against the attacker's best, one labelled point per variant."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    figure, axis = plt.subplots(figsize=(7.5, 5))
+    axis.axhspan(baseline - ACCURACY_TOLERANCE, 100, color='tab:green', alpha=0.08,
+                 label=f'within {ACCURACY_TOLERANCE:g} point of the baseline')
+    axis.axhline(baseline, color='black', linestyle='--', linewidth=1, label=f'unprotected baseline {baseline:.1f}')
+    for row in rows:
+        if row['attackers_best'] is None:
+            continue
+        chosen = row['variant'] == choice
+        marker = 'o' if len(row['authorized']) > 1 else 'x'
+        axis.scatter(row['attackers_best'], row['authorized_mean'], marker=marker, s=70 if chosen else 35,
+                     color='tab:red' if chosen else 'tab:blue', zorder=3)
+        axis.annotate(row['variant'] + (' (default)' if chosen else ''), (row['attackers_best'],
+                      row['authorized_mean']), textcoords='offset points', xytext=(5, 4), fontsize=7)
+    axis.set(xlabel=f"attacker's best mIoU (≤ {BEST_MAX_LABELLED} labelled images, 100 intercepted)",
+             ylabel='key holder mIoU (mean over seeds)',
+             title='Protection frontier (o: every seed measured, x: one seed)')
+    axis.legend(fontsize=8, loc='lower right')
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
