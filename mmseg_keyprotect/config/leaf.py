@@ -118,10 +118,7 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
     elif on_device:
         model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=method, block_size=block_size)
     if model:
-        line = f'model = {_call(model)}'
-        if len(line) > 110:
-            line = 'model = dict(\n    ' + ',\n    '.join(f'{k}={_call(v)}' for k, v in model.items()) + ')'
-        lines.append(line)
+        lines.append('model = ' + _wrapped_call(model, len('model = ')))
     hooks = [h for h in protected.custom_hooks if transform_type(h) == HOOK]
     lines.append(f'custom_hooks = [{_call(hooks[0].to_dict())}]')
     return '\n'.join(lines) + '\n'
@@ -132,6 +129,16 @@ def _call(value) -> str:
     if isinstance(value, dict):
         return 'dict(' + ', '.join(f'{k}={_call(v)}' for k, v in value.items()) + ')'
     return repr(value)
+
+
+def _wrapped_call(value, column: int, level: int = 1, width: int = 110) -> str:
+    """:func:`_call`, with one item per line (indented by ``level``) wherever it would pass ``width``."""
+    flat = _call(value)
+    if not isinstance(value, dict) or column + len(flat) <= width:
+        return flat
+    pad = '    ' * level
+    items = [f'{k}={_wrapped_call(v, len(pad) + len(k) + 1, level + 1, width)}' for k, v in value.items()]
+    return 'dict(\n' + ',\n'.join(pad + item for item in items) + ')'
 
 
 def write_leaf_config(stock: str, output: Union[str, Path], protected: Config, method: str, block_size: int,

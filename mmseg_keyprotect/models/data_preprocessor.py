@@ -65,15 +65,14 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
         finally:
             self._active = previous
 
-    def encrypt(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher] = None) -> List[torch.Tensor]:
-        """Encrypt a list of 3xHxW uint8 images; equal sizes go through as one batch.
+    def encrypt(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        """Encrypt a list of 3xHxW uint8 images with the active cipher (the key, or what
+        :meth:`encrypting_with` chose)."""
+        return self.encrypt_with(inputs, self._active)
 
-        Args:
-            inputs (list[Tensor]): the images.
-            cipher (BlockCipher, optional): default the active one (the key,
-                or what :meth:`encrypting_with` chose).
-        """
-        cipher = cipher or self._active
+    def encrypt_with(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher]) -> List[torch.Tensor]:
+        """Encrypt a list of 3xHxW uint8 images with ``cipher`` (``None``: leave them plain); equal sizes go
+        through as one batch."""
         if cipher is None:
             return list(inputs)
         if len({tuple(image.shape) for image in inputs}) == 1:
@@ -136,8 +135,8 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
     def encrypts_inputs(self) -> bool:
         return self.on_device
 
-    def encrypt(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher] = None) -> List[torch.Tensor]:
-        return super().encrypt(inputs, cipher) if self.on_device or cipher is not None else list(inputs)
+    def encrypt(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
+        return super().encrypt(inputs) if self.on_device else list(inputs)
 
     def forward(self, data: dict, training: bool = False) -> dict:
         if not training:
@@ -150,7 +149,7 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
         for kind_index in set(kinds.tolist()):
             cipher = self._negative_cipher(self._kinds[kind_index])
             chosen = np.flatnonzero(kinds == kind_index)
-            for index, image in zip(chosen, self.encrypt([plain[i] for i in chosen], cipher)):
+            for index, image in zip(chosen, self.encrypt_with([plain[i] for i in chosen], cipher)):
                 negatives[index] = image
         copies = []
         for sample in samples:

@@ -1,0 +1,166 @@
+"""Key-contrastive training: the negatives, the loss, and an unchanged path for the key holder."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from mmcv.transforms import Compose
+from mmengine.config import Config
+from mmseg.models.segmentors import EncoderDecoder
+from mmseg.registry import MODELS
+
+from mmseg_keyprotect.config import check_config, leaf_config_text, load_config, pipeline_encryption, protect_config
+from mmseg_keyprotect.config.pipelines import KEY_CONTRASTIVE_SEGMENTORS
+from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect.models.data_preprocessor import NEGATIVE_META_KEY, KeyContrastiveDataPreProcessor
+from mmseg_keyprotect.models.segmentors.key_contrastive import divergence_from_uniform
+
+REPO = Path(__file__).resolve().parents[2]
+BASELINE = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
+NORMALISE = dict(mean=[123.675, 116.28, 103.53], std=[58.395, 57.12, 57.375], bgr_to_rgb=True, pad_val=0,
+                 seg_pad_val=255, size=(32, 32))
+
+
+def packed_batch(key_file, on_device, count=4, size=32, method='shuffle'):
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(count)]
+    pipeline = Compose([dict(type='BlockwiseEncrypt', method=method, block_size=4, key_file=key_file,
+                             on_device=on_device), dict(type='PackSegInputs')])
+    items = [pipeline(dict(img=image, img_shape=image.shape[:2], ori_shape=image.shape[:2],
+                           gt_seg_map=np.ones(image.shape[:2], np.uint8), seg_fields=['gt_seg_map']))
+             for image in images]
+    return images, dict(inputs=[i['inputs'] for i in items], data_samples=[i['data_samples'] for i in items])
+
+
+@pytest.mark.parametrize('on_device', [True, False])
+def test_positives_are_the_key_holders_batch_and_negatives_follow_flagged(key_file, on_device):
+    np.random.seed(0)
+    method = 'shuffle+np'
+    contrastive = KeyContrastiveDataPreProcessor(method=method, key_file=key_file, on_device=on_device,
+                                                 negatives=dict(plain=1.0), **NORMALISE)
+    reference = MODELS.build(dict(type='KeyProtectDataPreProcessor', method=method, key_file=key_file, **NORMALISE)) \
+        if on_device else MODELS.build(dict(type='SegDataPreProcessor', **NORMALISE))
+    plain = MODELS.build(dict(type='SegDataPreProcessor', **NORMALISE))
+    images, batch = packed_batch(key_file, on_device, method=method)
+    expected = reference(dict(batch), True)
+    got = contrastive(dict(batch), True)
+    assert got['inputs'].shape[0] == 2 * len(images)
+    assert torch.equal(got['inputs'][:len(images)], expected['inputs'])
+    flags = [sample.metainfo.get(NEGATIVE_META_KEY, False) for sample in got['data_samples']]
+    assert flags == [False] * len(images) + [True] * len(images)
+    # All negatives plain here: exactly the plain images, however the positives were encrypted.
+    plain_inputs = plain(dict(inputs=[torch.from_numpy(i).permute(2, 0, 1).contiguous() for i in images],
+                              data_samples=[s.clone() for s in batch['data_samples']]), True)
+    assert torch.equal(got['inputs'][len(images):], plain_inputs['inputs'])
+    # Outside training it is the key holder's preprocessor, nothing added.
+    assert torch.equal(contrastive(dict(batch), False)['inputs'], reference(dict(batch), False)['inputs'])
+
+
+def test_random_and_near_key_negatives_are_other_encryptions(key_file):
+    np.random.seed(0)
+    images, batch = packed_batch(key_file, True, count=6)
+    raw = dict(size=(32, 32), pad_val=0, seg_pad_val=255)  # no normalisation: the pixel values themselves
+    for kind in ('random_key', 'near_key'):
+        contrastive = KeyContrastiveDataPreProcessor(key_file=key_file, negatives={kind: 1.0}, **raw)
+        inputs = contrastive(dict(batch), True)['inputs']
+        for index, image in enumerate(images):
+            positive, negative = inputs[index], inputs[len(images) + index]
+            # The same pixels shuffled another way: neither the key's arrangement nor the plain image.
+            assert not torch.equal(negative, positive)
+            assert not torch.equal(negative, torch.from_numpy(image).permute(2, 0, 1).float())
+            assert torch.equal(negative.flatten().sort().values, positive.flatten().sort().values)
+
+
+def test_bad_negative_settings_are_named(key_file):
+    with pytest.raises(ConfigError, match='negatives'):
+        KeyContrastiveDataPreProcessor(negatives=dict(wrong_key=1.0), key_file=key_file, **NORMALISE)
+    with pytest.raises(ConfigError, match='max_near_fraction'):
+        KeyContrastiveDataPreProcessor(max_near_fraction=1.0, key_file=key_file, **NORMALISE)
+
+
+def test_divergence_from_uniform():
+    assert divergence_from_uniform(torch.zeros(2, 5, 4, 4)).item() == pytest.approx(0.0, abs=1e-6)
+    peaked = torch.zeros(1, 5, 2, 2)
+    peaked[:, 0] = 10.0
+    assert divergence_from_uniform(peaked).item() > 1.0
+
+
+def small_segmentor(key_contrastive: bool):
+    cfg = load_config(str(BASELINE))
+    model = dict(cfg.model, data_preprocessor=None)
+    if key_contrastive:
+        model.update(type='KeyContrastiveEncoderDecoder', negative_weight=0.5)
+    torch.manual_seed(0)
+    return MODELS.build(model)
+
+
+def test_the_loss_adds_the_negatives_term_and_leaves_the_key_holders_loss_and_statistics(key_file):
+    np.random.seed(0)
+    contrastive_pre = KeyContrastiveDataPreProcessor(key_file=key_file, **NORMALISE)
+    _, batch = packed_batch(key_file, True)
+    data = contrastive_pre(batch, True)
+    count = len(data['inputs']) // 2
+    stock, contrastive = small_segmentor(False), small_segmentor(True)
+    assert isinstance(contrastive, EncoderDecoder)
+    contrastive.load_state_dict(stock.state_dict())  # the same weights: a checkpoint moves either way
+    stock.train()
+    contrastive.train()
+    torch.manual_seed(1)  # dropout and drop-path draw the same masks for the key holder's images
+    expected = stock.loss(data['inputs'][:count], data['data_samples'][:count])
+    torch.manual_seed(1)
+    got = contrastive.loss(data['inputs'], data['data_samples'])
+    assert set(got) == set(expected) | {'loss_key_contrast'}
+    for name, value in expected.items():
+        assert torch.allclose(got[name], value), name
+    assert got['loss_key_contrast'].item() > 0
+    got['loss_key_contrast'].backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in contrastive.backbone.parameters())
+    # Batch-norm running statistics moved only by the key holder's images.
+    for (name, mine), theirs in zip(contrastive.state_dict().items(), stock.state_dict().values()):
+        if 'running' in name or 'num_batches' in name:
+            assert torch.equal(mine, theirs), name
+    # Without negatives it is the stock loss.
+    plain_loss = contrastive.loss(data['inputs'][:count], data['data_samples'][:count])
+    assert 'loss_key_contrast' not in plain_loss
+
+
+@pytest.mark.parametrize('on_device', [False, True])
+def test_protect_config_switches_segmentor_and_preprocessor(on_device):
+    cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=on_device,
+                            key_contrastive=dict(negative_weight=0.2, negatives=dict(random_key=1.0)))
+    assert cfg.model.type == 'KeyContrastiveEncoderDecoder' and cfg.model.negative_weight == 0.2
+    preprocessor = cfg.model.data_preprocessor
+    assert preprocessor.type == 'KeyContrastiveDataPreProcessor' and preprocessor.on_device == on_device
+    assert preprocessor.size == (128, 128) and preprocessor.negatives == dict(random_key=1.0)
+    assert check_config(cfg) == []
+    text = leaf_config_text(str(BASELINE), cfg, 'shuffle', 4, [])
+    assert "type='KeyContrastiveEncoderDecoder'" in text and 'negative_weight=0.2' in text
+    assert max(len(line) for line in text.splitlines()) <= 120
+    back = pipeline_encryption(cfg)
+    assert back.model.data_preprocessor.type == 'SegDataPreProcessor' and check_config(back) == []
+    # The preprocessor and the pipelines must agree on the cipher either way.
+    cfg.model.data_preprocessor.block_size = 8
+    assert any('M = 8' in problem for problem in check_config(cfg))
+
+
+def test_key_contrastive_refuses_other_segmentors():
+    cfg = load_config(str(BASELINE))
+    cfg.model.type = 'DepthEstimator'
+    with pytest.raises(ConfigError, match='DepthEstimator'):
+        protect_config(cfg, 'shuffle', 4, key_contrastive=True)
+    with pytest.raises(ConfigError, match='unknown settings'):
+        protect_config(str(BASELINE), 'shuffle', 4, key_contrastive=dict(weight=1.0))
+
+
+def test_every_counterpart_is_registered():
+    for stock, counterpart in KEY_CONTRASTIVE_SEGMENTORS.items():
+        assert issubclass(MODELS.get(counterpart), MODELS.get(stock))
+
+
+def test_cascade_segmentor_is_supported():
+    cfg = Config.fromfile(str(REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'))
+    cfg.model.type = 'CascadeEncoderDecoder'
+    cfg.model.num_stages = 1
+    cfg.model.decode_head = [cfg.model.decode_head]
+    protected, _ = protect_config(cfg, 'shuffle', 4, key_contrastive=True)
+    assert protected.model.type == 'KeyContrastiveCascadeEncoderDecoder'
