@@ -1,0 +1,74 @@
+"""The protection frontier: variants, the attacker's best, the decision rule, and a resumable run."""
+import json
+
+import pytest
+
+from experiments.protection_frontier import (
+    FrontierStudy,
+    Variant,
+    frontier_rows,
+    parse_variant,
+    run_frontier,
+    variant_config,
+    write_figure,
+)
+from mmseg_keyprotect.config import load_config
+from mmseg_keyprotect.errors import ConfigError
+
+
+def test_variants_parse_and_name_themselves():
+    assert parse_variant('shuffle+np:4') == Variant('shuffle+np', 4)
+    assert parse_variant('shuffle:4+kc0.1') == Variant('shuffle', 4, 0.1)
+    assert parse_variant('shuffle:4+kc0.1').name == 'shuffle:4+kc0.1'
+    assert parse_variant('np+ffx:8').stem.endswith('_np-ffx-m8')
+    for bad in ('shuffle', 'shuffle:x', 'shuffle:4+kcx'):
+        with pytest.raises(ConfigError, match='METHOD:M'):
+            parse_variant(bad)
+
+
+def test_key_contrastive_variants_get_their_config(tmp_path):
+    cfg = load_config(str(variant_config(Variant('np', 4, 0.3), tmp_path)))
+    assert cfg.model.type == 'KeyContrastiveEncoderDecoder' and cfg.model.negative_weight == 0.3
+
+
+def test_attackers_best_leaves_out_more_labelled_images_than_allowed():
+    row = dict(plain=20.0, wrong_keys=dict(max=35.0), ciphertext_only=dict(mIoU=None),
+               attacks=dict(adapter={'1': dict(mIoU=30.0), '10': dict(mIoU=50.0), '40': dict(mIoU=80.0)}))
+    assert FrontierStudy.best_attack(row) == dict(attackers_best=50.0, attackers_best_by='adapter, k = 10')
+    row['ciphertext_only'] = dict(mIoU=60.0)
+    assert FrontierStudy.best_attack(row)['attackers_best_by'] == 'ciphertext-only estimation'
+
+
+def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tmp_path):
+    study = FrontierStudy(tmp_path, seeds=(0, 1))
+    study.state = dict(baseline=dict(runs={'0': 80.0, '1': 82.0}, mean=81.0), variants=dict(
+        strong_but_costly=dict(runs={'0': 70.0, '1': 70.0}, mean=70.0, attackers_best=10.0),
+        one_seed=dict(runs={'0': 85.0}, mean=85.0, attackers_best=15.0),
+        kept=dict(runs={'0': 80.5, '1': 80.1}, mean=80.3, attackers_best=40.0),
+        kept_weaker=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0, attackers_best=60.0)))
+    decision = study.decide()
+    assert decision['choice'] == 'kept' and decision['eligible'] == ['kept', 'kept_weaker']
+    assert json.loads((tmp_path / 'frontier.json').read_text())['decision']['choice'] == 'kept'
+
+
+@pytest.mark.slow
+def test_a_tiny_study_runs_resumes_and_draws(tmp_path, capsys):
+    """Two training iterations, the smallest budget: every section is measured once and reused on resume."""
+    settings = dict(iterations=2, seeds=(0,), num_wrong_keys=2, attack_sizes=(1,), fine_tune_sizes=(1,),
+                    attack_iterations=2)
+    study = FrontierStudy(tmp_path / 'work', tmp_path / 'data', **settings)
+    decision = run_frontier(study, [Variant('shuffle', 4)], num_train=8, num_val=4)
+    row = study.state['variants']['shuffle:4']
+    assert set(row['attacks']) == {'adapter', 'fine_tune'} and set(study.state['scratch']) == {'1'}
+    assert row['wrong_keys']['count'] == 2 and 'sources' in row['near_keys']
+    assert row['attackers_best'] >= row['plain']
+    assert decision['choice'] in (None, 'shuffle:4')
+    again = FrontierStudy(tmp_path / 'work', tmp_path / 'data', **settings)
+    capsys.readouterr()
+    run_frontier(again, [Variant('shuffle', 4)], num_train=8, num_val=4)
+    log = capsys.readouterr().out
+    assert 'adapter with k' not in log and 'wrong keys' not in log  # everything was reused
+    rows = frontier_rows(again.state)
+    assert rows[0]['attacks']['adapter']['1'] == row['attacks']['adapter']['1']['mIoU']
+    figure = write_figure(rows, again.state['baseline']['mean'], tmp_path / 'frontier.png', decision['choice'])
+    assert figure.stat().st_size > 1000
