@@ -48,6 +48,7 @@ def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tm
         kept_weaker=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0, attackers_best=60.0)))
     decision = study.decide()
     assert decision['choice'] == 'kept' and decision['eligible'] == ['kept', 'kept_weaker']
+    study.save()
     assert json.loads((tmp_path / 'frontier.json').read_text())['decision']['choice'] == 'kept'
 
 

@@ -5,7 +5,8 @@
 
 Trains (or reuses, from --work-dir, shared with tools/demo.py) the demo model of each variant, measures
 it with the protection report's attacks, and writes frontier.json, protection_frontier.png and the table
-to --work-dir. Every measurement is saved as it finishes: run the same command again to resume.
+to --work-dir. Every measurement is saved as it finishes: run the same command again to resume, or
+with --report-only to write the outputs of what is measured so far.
 """
 import argparse
 import json
@@ -51,6 +52,8 @@ def main():
     parser.add_argument('--trimmed', action='store_true',
                         help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
                              f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
+    parser.add_argument('--report-only', action='store_true',
+                        help='measure nothing: apply the rule to what frontier.json holds and write the outputs')
     parser.add_argument('--results-file', help='write the rows, the decision, the command, date and machine as JSON '
                         '(docs/en/results/ feeds the docs)')
     args = parser.parse_args()
@@ -58,7 +61,8 @@ def main():
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations)
-    decision = run_frontier(study, [parse_variant(v) for v in args.variants], args.candidate_margin)
+    decision = study.decide() if args.report_only else run_frontier(
+        study, [parse_variant(v) for v in args.variants], args.candidate_margin)
     rows = frontier_rows(study.state)
     baseline = study.state['baseline']['mean']
     figure = write_figure(rows, baseline, Path(args.work_dir) / 'protection_frontier.png', decision['choice'])

@@ -1,6 +1,6 @@
 """Timing helpers for the benchmark tools: medians of repeated calls, in one run."""
 import time
-from typing import Callable, Dict, List, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -108,12 +108,19 @@ def benchmark_batch_encryption(batch_size: int = 8, size: int = 512, block_size:
 
 def benchmark_training(config: str, key_file: str, method: str = 'shuffle', block_size: int = 4,
                        iterations: int = 20, rounds: int = 5, cfg_options: Dict = None,
-                       work_dir: str = 'work_dirs/benchmark_training', on_device: bool = False) -> Dict:
+                       work_dir: str = 'work_dirs/benchmark_training', on_device: bool = False,
+                       key_contrastive: Optional[float] = None) -> Dict:
     """Seconds per training iteration (data pipeline included) of a config and its
     protected twin, measured in alternating rounds in one process.
 
+    Args:
+        key_contrastive (float, optional): also time the key-contrastive twin
+            with this loss weight.
+
     Returns:
-        dict: per-round times of both and the ratio of their medians.
+        dict: per-round times of each and the ratios of their medians
+        (``ratio``: protected / unprotected; ``key_contrastive_ratio``:
+        key-contrastive / protected).
     """
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -126,8 +133,13 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
         stock.merge_from_dict(cfg_options)
     protected, _ = protect_config(stock, method, block_size, num_wrong_keys=0, evaluate_plain=False,
                                   on_device=on_device)
+    configs = [('unprotected', stock), ('protected', protected)]
+    if key_contrastive is not None:
+        configs.append(('key_contrastive', protect_config(
+            stock, method, block_size, num_wrong_keys=0, evaluate_plain=False, on_device=on_device,
+            key_contrastive=dict(negative_weight=key_contrastive))[0]))
     steps = {}
-    for name, cfg in (('unprotected', stock), ('protected', protected)):
+    for name, cfg in configs:
         cfg = Config(cfg.to_dict())
         cfg.work_dir = f'{work_dir}/{name}'
         runner = Runner.from_cfg(cfg)
@@ -148,4 +160,7 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
                 step()
             times[name].append((time.perf_counter() - start) / iterations)
     medians = {name: float(np.median(values)) for name, values in times.items()}
-    return dict(times=times, medians=medians, ratio=medians['protected'] / medians['unprotected'])
+    result = dict(times=times, medians=medians, ratio=medians['protected'] / medians['unprotected'])
+    if key_contrastive is not None:
+        result['key_contrastive_ratio'] = medians['key_contrastive'] / medians['protected']
+    return result

@@ -248,6 +248,8 @@ class FrontierStudy:
         baseline = self.state['baseline']['mean']
         eligible = []
         for name, row in self.state['variants'].items():
+            if 'mean' not in row:  # still training
+                continue
             row['gap'] = row['mean'] - baseline
             row['seeds_measured'] = len(row['runs'])
             row['keeps_accuracy'] = row['seeds_measured'] >= len(self.seeds) and row['gap'] >= -ACCURACY_TOLERANCE
@@ -258,7 +260,6 @@ class FrontierStudy:
                                            f'{ACCURACY_TOLERANCE:g} point of the baseline\'s (or above), the one '
                                            'with the lowest attacker\'s best', choice=choice,
                                       eligible=[name for _, name in sorted(eligible)])
-        self.save()
         return self.state['decision']
 
 
@@ -284,13 +285,17 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
         else:
             study.log(f'{variant.name}: seed {study.seeds[0]} is {baseline - first:.2f} below the baseline; '
                       'other seeds skipped')
-    return study.decide()
+    decision = study.decide()
+    study.save()
+    return decision
 
 
 def frontier_rows(state: Dict) -> List[Dict]:
     """One row per variant, in the JSON layout of the results file."""
     rows = []
     for name, row in state['variants'].items():
+        if 'mean' not in row:
+            continue
         rows.append(dict(
             variant=name, method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
             authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],

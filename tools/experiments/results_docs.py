@@ -22,6 +22,11 @@ DOCUMENTS = [REPO / 'README.md'] + sorted((REPO / 'docs' / 'en').rglob('*.md'))
 BLOCK = re.compile(r'<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->', re.S)
 
 
+ATTACK_NAMES = dict(adapter='block-wise adapter on the frozen model',
+                    value_table='value-table adapter on the frozen model', fine_tune='fine-tuning the stolen model',
+                    scratch='floor: the same architecture from scratch')
+
+
 def _load(name: str) -> Dict:
     return json.loads((RESULTS_DIR / f'{name}.json').read_text())
 
@@ -84,10 +89,8 @@ def protection_report(report: Dict) -> str:
     attacks = {}
     for row in report.get('learning_attacks') or []:
         attacks.setdefault(row['attack'], []).append((row['k'], row['curve'][-1][1], row['iterations']))
-    names = dict(adapter='block-wise adapter on the frozen model', fine_tune='fine-tuning the stolen model',
-                 scratch='floor: the same architecture from scratch')
     for attack, results in attacks.items():
-        rows.append((f'{names.get(attack, attack)}, k = ' + ' / '.join(str(k) for k, _, _ in results)
+        rows.append((f'{ATTACK_NAMES.get(attack, attack)}, k = ' + ' / '.join(str(k) for k, _, _ in results)
                      + f' labelled images ({results[0][2]} iterations)', ' / '.join(f'{m:.2f}' for _, m, _ in results)))
     lines = [f'`{report["checkpoint"]}` ({report["method"]}, M = {report["block_size"]}) on '
              f'{report["test_images"]} test images, {report["minutes"]:.0f} minutes.', '',
@@ -133,7 +136,104 @@ def checkpoint_speed(report: Dict) -> str:
     return '\n'.join(lines)
 
 
+def _frontier_rows(report: Dict) -> List[Dict]:
+    return sorted(report['rows'], key=lambda row: (row['attackers_best'] is None, row['attackers_best'] or 0))
+
+
+def frontier_provenance(report: Dict) -> str:
+    baseline = ', '.join(f'{v:.2f}' for v in report['baseline']['runs'].values())
+    return (f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; key fingerprint '
+            f'`{report["key_fingerprint"]}`, {report["iterations"]} training iterations per model, '
+            f'{report["num_wrong_keys"]} wrong keys, learning attacks of {report["attack_iterations"]} iterations. '
+            f'Unprotected baseline, seeds {", ".join(map(str, report["seeds"]))}: {baseline} '
+            f'(mean {report["baseline"]["mean"]:.2f}).')
+
+
+def frontier(report: Dict) -> str:
+    """One row per variant, strongest protection first."""
+    lines = ['| variant | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 | ciphertext only '
+             '| attacker\'s best (by) | keeps accuracy |', '|---|---|---|---|---|---|---|---|']
+    for row in _frontier_rows(report):
+        seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
+        wrong = row['wrong_keys']
+        only = (row.get('ciphertext_only') or {}).get('mIoU')
+        keeps = 'yes' if row['keeps_accuracy'] else ('one seed only' if len(row['authorized']) < len(report['seeds'])
+                                                      else 'no')
+        lines.append(f'| {row["variant"]} | {seeds} | {row["gap"]:+.2f} | {row["plain"]:.2f} | '
+                     f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} | {"-" if only is None else f"{only:.2f}"} | '
+                     f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | {keeps} |')
+    return '\n'.join(lines)
+
+
+def frontier_attacks(report: Dict) -> str:
+    """mIoU of each learning attack by number of labelled images k (best point along its training)."""
+    columns = sorted({(list(ATTACK_NAMES).index(attack), int(k)) for row in report['rows']
+                      for attack, by_k in row['attacks'].items() for k in by_k})
+    columns = [(list(ATTACK_NAMES)[index], str(k)) for index, k in columns]
+    header = [f'{attack.replace("_", "-")}, k = {k}' for attack, k in columns]
+    lines = ['| variant | ' + ' | '.join(header) + ' |', '|---' * (len(header) + 1) + '|']
+    for row in _frontier_rows(report):
+        cells = [row['attacks'].get(attack, {}).get(k) for attack, k in columns]
+        lines.append(f'| {row["variant"]} | ' + ' | '.join('-' if v is None else f'{v:.2f}' for v in cells) + ' |')
+    scratch = ', '.join(f'k = {k}: {v["mIoU"] if isinstance(v, dict) else v:.2f}'
+                        for k, v in report.get('scratch', {}).items())
+    if scratch:
+        lines += ['', f'Floor, the same architecture trained from scratch on the k labelled images: {scratch}.']
+    return '\n'.join(lines)
+
+
+def frontier_near_keys(report: Dict) -> str:
+    """mIoU with a key of which a share of one part is right (the rest of the key right)."""
+    lines = ['| variant | part of the key | 0% | 25% | 50% | 75% | 90% | 95% |', '|---|---|---|---|---|---|---|---|']
+    for row in _frontier_rows(report):
+        for part, curve in (row.get('near_keys') or {}).items():
+            values = dict((round(100 * f), m) for f, m in curve)
+            cells = ' | '.join(f'{values[p]:.1f}' if p in values else '-' for p in (0, 25, 50, 75, 90, 95))
+            lines.append(f'| {row["variant"]} | {PART_NAMES.get(part, part)} | {cells} |')
+    return '\n'.join(lines)
+
+
+def frontier_decision(report: Dict) -> str:
+    decision = report['decision']
+    if decision['choice'] is None:
+        return f'Rule: {decision["rule"]}. No variant measured so far meets it.'
+    row = next(r for r in report['rows'] if r['variant'] == decision['choice'])
+    return (f'Rule: {decision["rule"]}. Eligible, best first: {", ".join(decision["eligible"])}. '
+            f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} against the baseline\'s '
+            f'{report["baseline"]["mean"]:.2f}; attacker\'s best {row["attackers_best"]:.2f}, by '
+            f'{row["attackers_best_by"]}).')
+
+
+def key_contrastive(report: Dict) -> str:
+    """Each key-contrastive variant beside the same setting trained the ordinary way."""
+    rows = {row['variant']: row for row in report['rows']}
+    pairs = [(rows[name.split('+kc')[0]], row) for name, row in rows.items()
+             if row['key_contrastive'] is not None and name.split('+kc')[0] in rows]
+    lines = ['| setting | training | key holder, per seed | plain | wrong keys mean / p95 / max | near keys, 50% / 90% '
+             'of the key right | ciphertext only | adapter, k = 10 | fine-tuning, k = 10 |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for ordinary, contrastive in pairs:
+        for label, row in (('ordinary', ordinary), (f'key-contrastive, weight {contrastive["key_contrastive"]:g}',
+                                                     contrastive)):
+            wrong = row['wrong_keys']
+            near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
+            near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
+            cells = [(row.get('ciphertext_only') or {}).get('mIoU'), row['attacks'].get('adapter', {}).get('10'),
+                     row['attacks'].get('fine_tune', {}).get('10')]
+            seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
+            lines.append(f'| {ordinary["variant"]} | {label} | {seeds} | {row["plain"]:.2f} | '
+                         f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
+                         + ' | '.join('-' if v is None else f'{v:.2f}' for v in cells) + ' |')
+    return '\n'.join(lines)
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+    'protection-frontier': ('protection_frontier', frontier),
+    'protection-frontier-provenance': ('protection_frontier', frontier_provenance),
+    'protection-frontier-attacks': ('protection_frontier', frontier_attacks),
+    'protection-frontier-near-keys': ('protection_frontier', frontier_near_keys),
+    'protection-frontier-decision': ('protection_frontier', frontier_decision),
+    'key-contrastive': ('protection_frontier', key_contrastive),
     'checkpoint-speed': ('checkpoint_speed', checkpoint_speed),
     'accuracy-study': ('accuracy_study', accuracy_study),
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
