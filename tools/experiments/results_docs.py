@@ -142,7 +142,9 @@ def _frontier_rows(report: Dict) -> List[Dict]:
 
 def frontier_provenance(report: Dict) -> str:
     baseline = ', '.join(f'{v:.2f}' for v in report['baseline']['runs'].values())
-    return (f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; key fingerprint '
+    how = ('Written from the study\'s saved measurements (the commands above) by' if '--report-only' in
+           report['command'] else 'Measured by')
+    return (f'{how} `{report["command"]}` on {report["date"]}: {_machine(report)}; key fingerprint '
             f'`{report["key_fingerprint"]}`, {report["iterations"]} training iterations per model, '
             f'{report["num_wrong_keys"]} wrong keys, learning attacks of {report["attack_iterations"]} iterations. '
             f'Unprotected baseline, seeds {", ".join(map(str, report["seeds"]))}: {baseline} '
