@@ -9,6 +9,7 @@ All functions work on the key's own layout: an image is cut into M x M blocks
 and each block flattened to ``L = 3 * M * M`` values, (row, column, channel)
 with RGB channels fastest, as :mod:`mmseg_keyprotect.ciphers` defines.
 """
+import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -379,3 +380,81 @@ def undo_ffx(encrypted_images: Sequence[np.ndarray], positions: np.ndarray, tabl
         plain = np.where(mask, inverse[np.clip(image, 0, FFX_DOMAIN - 1)], image).astype(np.uint8)
         results.append(plain)
     return results
+
+
+# ------------------------------------------------------------------ weights only
+def first_convolution(model):
+    """The first convolution that reads the 3-channel image, or None."""
+    from torch import nn
+    return next((m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 3), None)
+
+
+def _spatial_prior(block_size: int, row_shift: int = 0, column_shift: int = 0) -> np.ndarray:
+    """How alike natural first-layer weights are at two plain block positions (the second block shifted)."""
+    rows, columns, channels = np.unravel_index(np.arange(block_length(block_size)), (block_size, block_size, 3))
+    distance = ((rows[None, :] + row_shift * block_size - rows[:, None]) ** 2
+                + (columns[None, :] + column_shift * block_size - columns[:, None]) ** 2)
+    prior = np.exp(-distance / 2.0) * np.where(channels[:, None] == channels[None, :], 1.0, 0.5)
+    if not row_shift and not column_shift:
+        np.fill_diagonal(prior, 0.0)
+    return prior
+
+
+def estimate_shuffle_from_weights(weight: np.ndarray, stride: int, padding: int, block_size: int,
+                                  restarts: int = 8, seed: int = 0) -> Optional[np.ndarray]:
+    """Estimate the shuffle from the stolen model's first convolution alone (no data).
+
+    When the stride is a multiple of M, every kernel tap always reads the same
+    position of the same neighbouring block, so the kernel seen in plain
+    coordinates is the stolen kernel with its taps permuted by the key.
+    Weights of a model trained on natural images vary smoothly across nearby
+    pixels and across the channels of a pixel; the permutation that makes the
+    stolen taps smoothest, within a block and across the neighbouring block,
+    is the estimate (the same quadratic assignment search as
+    :func:`estimate_shuffle`). How well it works depends on how smooth the
+    trained filters are.
+
+    Args:
+        weight (np.ndarray): ``O x 3 x K x K`` kernel of the first convolution (RGB inputs).
+        stride (int), padding (int): of that convolution.
+        block_size (int): M.
+
+    Returns:
+        np.ndarray | None: the estimated composite ``source``, or None when
+        the stride is not a multiple of M (taps then mix block positions).
+    """
+    if stride % block_size:
+        return None
+    length, kernel = block_length(block_size), weight.shape[-1]
+    by_block: Dict[Tuple[int, int], np.ndarray] = {}
+    for row in range(kernel):
+        for column in range(kernel):
+            block_row, within_row = divmod(row - padding, block_size)
+            block_column, within_column = divmod(column - padding, block_size)
+            taps = by_block.setdefault((block_row, block_column), np.full((weight.shape[0], length), np.nan))
+            for channel in range(3):
+                taps[:, (within_row * block_size + within_column) * 3 + channel] = weight[:, channel, row, column]
+    observed, expected = [], []
+    for (block_row, block_column), taps in by_block.items():
+        for row_shift, column_shift in ((0, 0), (0, 1), (1, 0)):
+            other = by_block.get((block_row + row_shift, block_column + column_shift))
+            if other is not None:
+                observed.append(_tap_correlation(taps, other))
+                expected.append(_spatial_prior(block_size, row_shift, column_shift))
+    rng = np.random.default_rng(seed)
+    best, best_score = None, -np.inf
+    for _ in range(max(1, restarts)):
+        source, score = _swap_search(observed, expected, rng.permutation(length))
+        if score > best_score:
+            best, best_score = source, score
+    return best
+
+
+def _tap_correlation(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Correlation over output filters of every pair of positions; 0 where a tap is missing."""
+    def standardised(taps):
+        with warnings.catch_warnings():  # positions no tap reads are all-NaN columns: they become 0
+            warnings.simplefilter('ignore', RuntimeWarning)
+            centred = taps - np.nanmean(taps, axis=0)
+            return np.nan_to_num(centred / (np.nanstd(taps, axis=0) + 1e-8))
+    return standardised(left).T @ standardised(right) / left.shape[0]

@@ -11,6 +11,7 @@ Sections (``docs/en/threat_model.md`` describes the attackers):
 * near keys: mIoU as a growing share of the key is right;
 * known plaintext: the key recovered from 1, 2, 5 plain/encrypted pairs;
 * ciphertext only: the key estimated from encrypted images alone;
+* weights only: a shuffle key estimated from the stolen first convolution, with no data;
 * learning attacks with k labelled plain images (adapter, fine-tuning, and
   training from scratch as the floor).
 
@@ -37,7 +38,9 @@ from .key_recovery import (
     estimate_ffx_table,
     estimate_flips,
     estimate_shuffle,
+    estimate_shuffle_from_weights,
     find_ffx_positions,
+    first_convolution,
     key_agreement,
     recover_known_plaintext,
     undo_ffx,
@@ -180,6 +183,21 @@ class ProtectionEvaluation:
                               'is reported (an attacker holding the model tries both)')
         return result
 
+    def weights_only(self) -> Dict:
+        """Estimate a shuffle key from the first convolution of the stolen weights, with no data at all."""
+        convolution = first_convolution(self.model.backbone)
+        if self.inferencer.method != 'shuffle' or convolution is None:
+            return dict(note='attempted for shuffle keys only (a first convolution reading the image is needed)')
+        started = time.perf_counter()
+        source = estimate_shuffle_from_weights(convolution.weight.detach().cpu().numpy(), convolution.stride[0],
+                                               convolution.padding[0], self.cipher.block_size, seed=self.seed)
+        if source is None:
+            return dict(note=f'the first convolution\'s stride {convolution.stride[0]} is not a multiple of M: '
+                             'its taps mix block positions')
+        estimate = BlockCipher.from_map(source, np.zeros(self.cipher.length, np.int64), self.cipher.block_size)
+        return dict(mIoU=self.miou(estimate), agreement=key_agreement(estimate, self.cipher),
+                    seconds=time.perf_counter() - started)
+
     def _reference_images(self, count: int) -> list:
         """Unrelated plain images (the training split), the same draw on every call."""
         count = min(count, len(self.train_data))
@@ -254,6 +272,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     report['known_plaintext'] = evaluation.known_plaintext()
     _log('ciphertext-only key estimation')
     report['ciphertext_only'] = evaluation.ciphertext_only()
+    _log('key estimation from the weights alone')
+    report['weights_only'] = evaluation.weights_only()
     report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks) \
         if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60

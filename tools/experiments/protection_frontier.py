@@ -200,6 +200,9 @@ class FrontierStudy:
             row['ciphertext_only'] = {k: result[k] for k in ('mIoU', 'agreement', 'encrypted_images', 'note', 'seconds')
                                       if k in result}
             self.save()
+        if 'weights_only' not in row:
+            row['weights_only'] = loaded().weights_only()
+            self.save()
         plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
                 for attack in attacks_for(variant.method) if attack != 'scratch']
         for attack, sizes in plan:
@@ -233,6 +236,7 @@ class FrontierStudy:
         if row.get('wrong_keys'):
             candidates.append(('best of the random wrong keys', row['wrong_keys']['max']))
         candidates.append(('ciphertext-only estimation', (row.get('ciphertext_only') or {}).get('mIoU')))
+        candidates.append(('key estimated from the weights', (row.get('weights_only') or {}).get('mIoU')))
         for attack, by_k in (row.get('attacks') or {}).items():
             for k, result in by_k.items():
                 if int(k) <= BEST_MAX_LABELLED:
@@ -301,6 +305,7 @@ def frontier_rows(state: Dict) -> List[Dict]:
             authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],
             gap=row.get('gap'), plain=row.get('plain'), wrong_keys=row.get('wrong_keys'),
             near_keys=row.get('near_keys'), ciphertext_only=row.get('ciphertext_only'),
+            weights_only=row.get('weights_only'),
             attacks={attack: {k: v['mIoU'] for k, v in by_k.items()}
                      for attack, by_k in row.get('attacks', {}).items()},
             attackers_best=row.get('attackers_best'), attackers_best_by=row.get('attackers_best_by'),

@@ -86,6 +86,9 @@ def protection_report(report: Dict) -> str:
     only = report['ciphertext_only']
     if 'mIoU' in only:
         rows.append((f'ciphertext only, {only["encrypted_images"]} intercepted images', f'{only["mIoU"]:.2f}'))
+    if (report.get('weights_only') or {}).get('mIoU') is not None:
+        rows.append(('shuffle key estimated from the stolen first convolution, no data',
+                     f'{report["weights_only"]["mIoU"]:.2f}'))
     attacks = {}
     for row in report.get('learning_attacks') or []:
         attacks.setdefault(row['attack'], []).append((row['k'], row['curve'][-1][1], row['iterations']))
@@ -154,15 +157,17 @@ def frontier_provenance(report: Dict) -> str:
 def frontier(report: Dict) -> str:
     """One row per variant, strongest protection first."""
     lines = ['| variant | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 | ciphertext only '
-             '| attacker\'s best (by) | keeps accuracy |', '|---|---|---|---|---|---|---|---|']
+             '| weights only | attacker\'s best (by) | keeps accuracy |', '|---|---|---|---|---|---|---|---|---|']
     for row in _frontier_rows(report):
         seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
         wrong = row['wrong_keys']
         only = (row.get('ciphertext_only') or {}).get('mIoU')
+        weights = (row.get('weights_only') or {}).get('mIoU')
         keeps = 'yes' if row['keeps_accuracy'] else ('one seed only' if len(row['authorized']) < len(report['seeds'])
                                                       else 'no')
         lines.append(f'| {row["variant"]} | {seeds} | {row["gap"]:+.2f} | {row["plain"]:.2f} | '
                      f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} | {"-" if only is None else f"{only:.2f}"} | '
+                     f'{"-" if weights is None else f"{weights:.2f}"} | '
                      f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | {keeps} |')
     return '\n'.join(lines)
 
