@@ -43,6 +43,8 @@ def main():
                         help='seeds of the authorized mIoU (the attacks run on the first)')
     parser.add_argument('--candidate-margin', type=float, default=2.0,
                         help='train the other seeds only where the first is at most this far below the baseline')
+    parser.add_argument('--all-seeds', action='store_true',
+                        help='train every seed of every variant (default: only where the choice depends on it)')
     parser.add_argument('--num-wrong-keys', type=int, default=100)
     parser.add_argument('--attack-sizes', type=int, nargs='+', default=list(FULL_ATTACK_SIZES),
                         help='labelled images k of the adapter attacks')
@@ -62,7 +64,7 @@ def main():
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations)
     decision = study.decide() if args.report_only else run_frontier(
-        study, [parse_variant(v) for v in args.variants], args.candidate_margin)
+        study, [parse_variant(v) for v in args.variants], args.candidate_margin, args.all_seeds)
     rows = frontier_rows(study.state)
     baseline = study.state['baseline']['mean']
     figure = write_figure(rows, baseline, Path(args.work_dir) / 'protection_frontier.png', decision['choice'])
