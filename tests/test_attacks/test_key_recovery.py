@@ -15,7 +15,6 @@ from mmseg_keyprotect.attacks.key_recovery import (
 )
 from mmseg_keyprotect.crypto.ciphers import BlockCipher
 from mmseg_keyprotect.crypto.keys import SecretKey
-from mmseg_keyprotect.crypto.near_keys import key_parts, near_key
 from mmseg_keyprotect.datasets import render_sample
 from mmseg_keyprotect.errors import ImageFormatError, KeyProtectError
 
@@ -128,24 +127,6 @@ def test_swap_gains_are_exact():
             order = np.arange(7)
             order[[a, b]] = order[[b, a]]
             assert (observed * expected[np.ix_(order, order)]).sum() - base == pytest.approx(gains[a, b])
-
-
-@pytest.mark.parametrize('method,part,length', [('shuffle', 'sources', 48), ('np', 'flips', 48),
-                                                ('ffx', 'table_entries', 256)])
-@pytest.mark.parametrize('fraction', [0.0, 0.5, 0.9, 1.0])
-def test_near_key_has_the_asked_share_right(method, part, length, fraction):
-    truth = SecretKey.generate().cipher(method, 4)
-    near = near_key(truth, part, fraction, np.random.default_rng(0))
-    agreement = key_agreement(near, truth)[part]
-    assert agreement == pytest.approx(round(fraction * length) / length, abs=1 / length)
-    if fraction == 1.0:
-        assert near.fingerprint == truth.fingerprint
-
-
-def test_key_parts_follow_the_method():
-    assert key_parts(SecretKey.generate().cipher('shuffle', 4)) == ['sources']
-    assert key_parts(SecretKey.generate().cipher('shuffle+np', 4)) == ['sources', 'flips']
-    assert key_parts(SecretKey.generate().cipher('ffx', 4)) == ['table_entries']
 
 
 def test_agreement_of_a_wrong_key_is_low():
