@@ -34,22 +34,40 @@ def test_key_contrastive_variants_get_their_config(tmp_path):
 def test_attackers_best_leaves_out_more_labelled_images_than_allowed():
     row = dict(plain=20.0, wrong_keys=dict(max=35.0), ciphertext_only=dict(mIoU=None),
                attacks=dict(adapter={'1': dict(mIoU=30.0), '10': dict(mIoU=50.0), '40': dict(mIoU=80.0)}))
-    assert FrontierStudy.best_attack(row) == dict(attackers_best=50.0, attackers_best_by='adapter, k = 10')
+    assert FrontierStudy.best_attack(row) == dict(attackers_best=50.0, attackers_best_by='adapter, k = 10',
+                                                  thiefs_best=50.0, thiefs_best_by='adapter, k = 10')
     row['ciphertext_only'] = dict(mIoU=60.0)
-    assert FrontierStudy.best_attack(row)['attackers_best_by'] == 'ciphertext-only estimation'
+    best = FrontierStudy.best_attack(row)
+    assert best['attackers_best_by'] == 'ciphertext-only estimation' and best['thiefs_best'] == 50.0
+
+
+def variant_row(seeds, attacker, thief):
+    return dict(runs={str(i): v for i, v in enumerate(seeds)}, mean=sum(seeds) / len(seeds), plain=10.0,
+                ciphertext_only=dict(mIoU=attacker), attacks=dict(adapter={'10': dict(mIoU=thief)}))
 
 
 def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tmp_path):
     study = FrontierStudy(tmp_path, seeds=(0, 1))
     study.state = dict(baseline=dict(runs={'0': 80.0, '1': 82.0}, mean=81.0), variants=dict(
-        strong_but_costly=dict(runs={'0': 70.0, '1': 70.0}, mean=70.0, attackers_best=10.0),
-        one_seed=dict(runs={'0': 85.0}, mean=85.0, attackers_best=15.0),
-        kept=dict(runs={'0': 80.5, '1': 80.1}, mean=80.3, attackers_best=40.0),
-        kept_weaker=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0, attackers_best=60.0)))
+        strong_but_costly=variant_row([70.0, 70.0], 10.0, 10.0),
+        one_seed=variant_row([85.0], 15.0, 15.0),
+        kept=variant_row([80.5, 80.1], 40.0, 30.0),
+        kept_weaker=variant_row([84.0, 84.0], 60.0, 20.0)))
     decision = study.decide()
     assert decision['choice'] == 'kept' and decision['eligible'] == ['kept', 'kept_weaker']
+    assert decision['ranked_by'] == 'attackers_best' and decision['tie_break'] is None
     study.save()
     assert json.loads((tmp_path / 'frontier.json').read_text())['decision']['choice'] == 'kept'
+
+
+def test_when_intercepted_images_give_every_key_away_the_thief_decides(tmp_path):
+    study = FrontierStudy(tmp_path, seeds=(0, 1))
+    study.state = dict(baseline=dict(runs={'0': 80.0, '1': 82.0}, mean=81.0), variants=dict(
+        lower_attacker=variant_row([81.0, 81.0], 80.5, 70.0),
+        stronger_against_thieves=variant_row([84.0, 84.0], 84.0, 40.0)))
+    decision = study.decide()
+    assert decision['ranked_by'] == 'thiefs_best' and decision['choice'] == 'stronger_against_thieves'
+    assert 'cannot separate' in decision['tie_break']
 
 
 @pytest.mark.slow

@@ -157,7 +157,8 @@ def frontier_provenance(report: Dict) -> str:
 def frontier(report: Dict) -> str:
     """One row per variant, strongest protection first."""
     lines = ['| variant | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 | ciphertext only '
-             '| weights only | attacker\'s best (by) | keeps accuracy |', '|---|---|---|---|---|---|---|---|---|']
+             '| weights only | attacker\'s best (by) | thief\'s best, no intercepted images (by) | keeps accuracy |',
+             '|---|---|---|---|---|---|---|---|---|---|']
     for row in _frontier_rows(report):
         seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
         wrong = row['wrong_keys']
@@ -168,7 +169,8 @@ def frontier(report: Dict) -> str:
         lines.append(f'| {row["variant"]} | {seeds} | {row["gap"]:+.2f} | {row["plain"]:.2f} | '
                      f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} | {"-" if only is None else f"{only:.2f}"} | '
                      f'{"-" if weights is None else f"{weights:.2f}"} | '
-                     f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | {keeps} |')
+                     f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | '
+                     f'{row["thiefs_best"]:.2f} ({row["thiefs_best_by"]}) | {keeps} |')
     return '\n'.join(lines)
 
 
@@ -205,10 +207,15 @@ def frontier_decision(report: Dict) -> str:
     if decision['choice'] is None:
         return f'Rule: {decision["rule"]}. No variant measured so far meets it.'
     row = next(r for r in report['rows'] if r['variant'] == decision['choice'])
-    return (f'Rule: {decision["rule"]}. Eligible, best first: {", ".join(decision["eligible"])}. '
-            f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} against the baseline\'s '
-            f'{report["baseline"]["mean"]:.2f}; attacker\'s best {row["attackers_best"]:.2f}, by '
-            f'{row["attackers_best_by"]}).')
+    ranked = 'thief\'s best' if decision['ranked_by'] == 'thiefs_best' else 'attacker\'s best'
+    text = f'Rule: {decision["rule"]}.'
+    if decision.get('tie_break'):
+        text += f' Measured: {decision["tie_break"]}.'
+    return (text + f' Eligible, by {ranked}: {", ".join(decision["eligible"])}. '
+            f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} over '
+            f'{len(row["authorized"])} seeds against the baseline\'s {report["baseline"]["mean"]:.2f}; attacker\'s '
+            f'best {row["attackers_best"]:.2f}, by {row["attackers_best_by"]}; thief\'s best {row["thiefs_best"]:.2f}, '
+            f'by {row["thiefs_best_by"]}).')
 
 
 def key_contrastive(report: Dict) -> str:
