@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from mmseg_keyprotect.apis import plan_outputs, transform_files
+from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.crypto.ciphers import enumerable_warning
 from mmseg_keyprotect.errors import KeyProtectError
@@ -26,8 +27,11 @@ def parse_args():
     parser.add_argument('input', help='image file or folder')
     parser.add_argument('output', help='output folder (a .png file, or an existing folder, for a single image)')
     parser.add_argument('--key-file', help='key file (default: $KEYPROTECT_KEY_FILE)')
-    parser.add_argument('--method', default='shuffle', help='method or chain: shuffle, np, ffx, shuffle+np, ...')
-    parser.add_argument('--block-size', type=int, default=4, help='block size M')
+    parser.add_argument('--method', default=DEFAULT_METHOD,
+                        help=f'method or chain: shuffle, np, ffx, shuffle+np, ... (default {DEFAULT_METHOD}); the '
+                             'model\'s')
+    parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
+                        help=f'block size M (default {DEFAULT_BLOCK_SIZE}); the model\'s')
     parser.add_argument('--decrypt', action='store_true', help='decrypt instead of encrypt')
     parser.add_argument('--pad', action='store_true',
                         help='pad right/bottom to a multiple of M instead of refusing such images')

@@ -8,15 +8,23 @@ The key is not written into the config: train and test with --key-file
 """
 import argparse
 
-from mmseg_keyprotect.config import KEY_CONTRASTIVE_WEIGHT, protect_config, write_leaf_config
+from mmseg_keyprotect.config import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_METHOD,
+    KEY_CONTRASTIVE_WEIGHT,
+    protect_config,
+    write_leaf_config,
+)
 from mmseg_keyprotect.errors import KeyProtectError
 
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Protect a stock MMSegmentation config with BlockwiseEncrypt')
     parser.add_argument('config', help='stock config: a path or mmseg::<algo>/<name>.py')
-    parser.add_argument('--method', default='shuffle', help='method or chain: shuffle, np, ffx, shuffle+np, ...')
-    parser.add_argument('--block-size', type=int, default=4, help='block size M')
+    parser.add_argument('--method', default=DEFAULT_METHOD,
+                        help=f'method or chain: shuffle, np, ffx, shuffle+np, ... (default {DEFAULT_METHOD})')
+    parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
+                        help=f'block size M (default {DEFAULT_BLOCK_SIZE})')
     parser.add_argument('--key-file', help='write this key file path into the config (default: read at run time)')
     parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
     parser.add_argument('--on-device', action='store_true',

@@ -31,6 +31,8 @@ from .pipelines import (
     transform_type,
 )
 
+#: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md).
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE = 'shuffle', 4
 #: Weight of the key-contrastive loss that ``key_contrastive=True`` uses.
 KEY_CONTRASTIVE_WEIGHT = 0.1
 
@@ -85,7 +87,7 @@ def _multiple_of(value, block_size: int, setting: str, notes: List[str]):
     return rounded if not isinstance(value, int) else rounded[0] if rounded[0] == rounded[1] else rounded
 
 
-def protect_config(cfg: Union[Config, str, Path], method: str = 'shuffle', block_size: int = 4,
+def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, block_size: int = DEFAULT_BLOCK_SIZE,
                    key_file: Optional[str] = None, num_wrong_keys: int = 2,
                    evaluate_plain: bool = True, on_device: bool = False,
                    key_contrastive: Union[bool, dict, None] = None) -> Tuple[Config, List[str]]:

@@ -28,7 +28,7 @@ from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
 from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
-from mmseg_keyprotect.config import plugin_config_dir
+from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, plugin_config_dir
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
@@ -40,7 +40,6 @@ CONFIG_DIR = plugin_config_dir() / 'segformer'
 # Published on purpose, so that anyone re-running the demo gets the same cipher.
 PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
-DEFAULT_METHOD, DEFAULT_BLOCK_SIZE = 'shuffle', 4
 ADAPTER_ATTACKS = dict(adapter='block-wise adapter', value_table='value-table adapter')
 STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
           'asking what the key holder, a stranger and a thief get', 'drawing the figures',
