@@ -290,12 +290,12 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
     The rule picks the lowest attacker's best (or thief's best, see
     :meth:`FrontierStudy.decide`) among variants that keep accuracy over
     every seed. So the other seeds are trained in that order (over every
-    variant the study holds), and once one
-    variant keeps accuracy over all of them the rest cannot be chosen: their
-    other seeds are skipped unless ``all_seeds``. A variant whose first seed
-    is more than ``candidate_margin`` points below the baseline's mean cannot
-    meet the tolerance unless its seeds spread far wider than measured, and
-    is skipped too. Skipped variants stay marked as measured with one seed.
+    variant the study holds) until no variant ranked ahead of the current
+    choice lacks them; the rest cannot change the choice and are skipped
+    unless ``all_seeds``. A variant whose first seed is more than
+    ``candidate_margin`` points below the baseline's mean cannot meet the
+    tolerance unless its seeds spread far wider than measured, and is skipped
+    too. Skipped variants stay marked as measured with one seed.
     """
     generate_shapes(study.data_root, num_train, num_val)
     baseline = study.baseline()['mean']
@@ -303,18 +303,19 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
         study.log(f'{variant.name}: measuring')
         study.measure(variant)
     rows = study.state['variants']
-    ranking = study.decide()['ranked_by']
-    for name in sorted((n for n in rows if ranking in rows[n]), key=lambda n: rows[n][ranking]):
-        first = rows[name]['runs'][str(study.seeds[0])]
-        if first < baseline - candidate_margin:
-            study.log(f'{name}: seed {study.seeds[0]} is {baseline - first:.2f} below the baseline; '
-                      'other seeds skipped')
-            continue
-        row = study.measure(parse_variant(name), study.seeds[1:])
-        if row['mean'] >= baseline - ACCURACY_TOLERANCE and not all_seeds:
-            study.log(f'{name} keeps accuracy over every seed: no variant ranked after it can be chosen, so their '
-                      'other seeds are skipped')
+    while True:
+        decision = study.decide()
+        ranking, choice = decision['ranked_by'], decision['choice']
+        pending = []
+        for name in sorted((n for n in rows if ranking in rows[n]), key=lambda n: rows[n][ranking]):
+            first = rows[name]['runs'][str(study.seeds[0])]
+            if len(rows[name]['runs']) >= len(study.seeds) or first < baseline - candidate_margin:
+                continue
+            if all_seeds or choice is None or rows[name][ranking] < rows[choice][ranking]:
+                pending.append(name)
+        if not pending:
             break
+        study.measure(parse_variant(pending[0]), study.seeds[1:])
     decision = study.decide()
     study.save()
     return decision
