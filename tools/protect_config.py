@@ -10,6 +10,7 @@ import argparse
 
 from mmseg_keyprotect.config import (
     DEFAULT_BLOCK_SIZE,
+    DEFAULT_KEY_CONTRASTIVE,
     DEFAULT_METHOD,
     KEY_CONTRASTIVE_WEIGHT,
     protect_config,
@@ -29,10 +30,13 @@ def parse_args():
     parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
     parser.add_argument('--on-device', action='store_true',
                         help='encrypt whole batches on the model device (KeyProtectDataPreProcessor)')
-    parser.add_argument('--key-contrastive', nargs='?', type=float, const=KEY_CONTRASTIVE_WEIGHT, metavar='WEIGHT',
-                        help='also train the model to fail without the key: predictions on images under random '
-                             f'keys, near keys and plain are pushed toward uniform with this loss weight '
-                             f'(default {KEY_CONTRASTIVE_WEIGHT})')
+    contrastive = parser.add_mutually_exclusive_group()
+    contrastive.add_argument('--key-contrastive', nargs='?', type=float, const=KEY_CONTRASTIVE_WEIGHT,
+                             metavar='WEIGHT', help='train the model to fail without the key: predictions on images '
+                             'under random keys, near keys and plain are pushed toward uniform with this loss weight '
+                             f'(default {KEY_CONTRASTIVE_WEIGHT})' + (' (on by default)' if DEFAULT_KEY_CONTRASTIVE
+                                                                       else ''))
+    contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()
@@ -42,8 +46,8 @@ def main():
     args = parse_args()
     protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
                                       on_device=args.on_device,
-                                      key_contrastive=None if args.key_contrastive is None
-                                      else dict(negative_weight=args.key_contrastive))
+                                      key_contrastive=False if args.no_key_contrastive else None
+                                      if args.key_contrastive is None else dict(negative_weight=args.key_contrastive))
     output = write_leaf_config(args.config, args.output, protected, args.method, args.block_size, notes,
                                overwrite=args.force)
     for note in notes:

@@ -31,10 +31,13 @@ from .pipelines import (
     transform_type,
 )
 
-#: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md).
-DEFAULT_METHOD, DEFAULT_BLOCK_SIZE = 'shuffle', 4
 #: Weight of the key-contrastive loss that ``key_contrastive=True`` uses.
 KEY_CONTRASTIVE_WEIGHT = 0.1
+#: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md):
+#: method, block size, and whether the model is trained key-contrastively where its segmentor allows.
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle', 4, False
+# Heads whose forward gives no per-pixel class scores to train toward uniform.
+NO_PIXEL_SCORES_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
 
 
 def protect_pipeline(pipeline: list, encrypt: dict, where: str = 'pipeline') -> list:
@@ -109,7 +112,10 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
             without the key: ``True`` for the defaults, or a dict of
             ``negative_weight`` (the segmentor's) and ``negatives`` /
             ``max_near_fraction`` (the
-            :class:`~mmseg_keyprotect.models.KeyContrastiveDataPreProcessor`'s).
+            :class:`~mmseg_keyprotect.models.KeyContrastiveDataPreProcessor`'s);
+            ``False`` for ordinary protected training. ``None`` (default)
+            follows ``DEFAULT_KEY_CONTRASTIVE`` where the segmentor supports
+            it, and warns and trains ordinarily where it does not.
 
     Returns:
         tuple[Config, list[str]]: the protected config and notes on every
@@ -145,6 +151,12 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
                                            block_size=block_size)
         if key_file is not None:
             cfg.model.data_preprocessor['key_file'] = key_file
+    if key_contrastive is None:
+        unsupported = _key_contrastive_problem(cfg) if DEFAULT_KEY_CONTRASTIVE else None
+        if unsupported:
+            warnings.warn(f'{unsupported}: this config is protected without the default key-contrastive training',
+                          stacklevel=2)
+        key_contrastive = DEFAULT_KEY_CONTRASTIVE and not unsupported
     if key_contrastive:
         _make_key_contrastive(cfg, {} if key_contrastive is True else dict(key_contrastive), encrypt, on_device)
     test_cfg = cfg.get('model', {}).get('test_cfg') or {}
@@ -167,16 +179,28 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
     return cfg, notes
 
 
+def _key_contrastive_problem(cfg: Config) -> Optional[str]:
+    """Why this model cannot be trained key-contrastively, or None."""
+    kind = transform_type(cfg.model)
+    if kind not in KEY_CONTRASTIVE_SEGMENTORS and kind not in KEY_CONTRASTIVE_SEGMENTORS.values():
+        return f'model.type is {kind}; key-contrastive training supports {sorted(KEY_CONTRASTIVE_SEGMENTORS)}'
+    heads = cfg.model.get('decode_head')
+    for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+        if isinstance(head, dict) and transform_type(head) in NO_PIXEL_SCORES_HEADS:
+            return f'model.decode_head is {transform_type(head)}, which gives no per-pixel class scores'
+    return None
+
+
 def _make_key_contrastive(cfg: Config, options: dict, encrypt: dict, on_device: bool) -> None:
     """Swap in the key-contrastive segmentor and data preprocessor."""
     unknown = set(options) - {'negative_weight', 'negatives', 'max_near_fraction'}
     if unknown:
         raise ConfigError(f'key_contrastive: unknown settings {sorted(unknown)}; expected negative_weight, '
                           'negatives, max_near_fraction')
+    problem = _key_contrastive_problem(cfg)
+    if problem:
+        raise ConfigError(f'key_contrastive: {problem}')
     kind = transform_type(cfg.model)
-    if kind not in KEY_CONTRASTIVE_SEGMENTORS and kind not in KEY_CONTRASTIVE_SEGMENTORS.values():
-        raise ConfigError(f'key_contrastive: model.type is {kind}; key-contrastive training supports '
-                          f'{sorted(KEY_CONTRASTIVE_SEGMENTORS)}')
     cfg.model['type'] = KEY_CONTRASTIVE_SEGMENTORS.get(kind, kind)
     cfg.model['negative_weight'] = float(options.get('negative_weight', KEY_CONTRASTIVE_WEIGHT))
     preprocessor = dict(cfg.model.get('data_preprocessor') or {}, type=CONTRASTIVE_PREPROCESSOR,

@@ -48,7 +48,7 @@ def variant_config(method: str, block_size: int, out_dir: Path) -> Path:
     committed = CONFIG_DIR / f'{variant_stem(method, block_size)}.py'
     if committed.is_file():
         return committed
-    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), method, block_size)
+    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), method, block_size, key_contrastive=False)
     path = out_dir / 'configs' / f'{variant_stem(method, block_size)}.py'
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))

@@ -132,7 +132,7 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     if cfg_options:
         stock.merge_from_dict(cfg_options)
     protected, _ = protect_config(stock, method, block_size, num_wrong_keys=0, evaluate_plain=False,
-                                  on_device=on_device)
+                                  on_device=on_device, key_contrastive=False)
     configs = [('unprotected', stock), ('protected', protected)]
     if key_contrastive is not None:
         configs.append(('key_contrastive', protect_config(
