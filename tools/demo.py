@@ -12,7 +12,8 @@ import argparse
 import shutil
 import warnings
 
-from experiments.demo import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, run_demo
+from experiments.demo import run_demo
+from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -28,6 +29,11 @@ def main():
     parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
     parser.add_argument('--method', default=DEFAULT_METHOD, help='protection method or chain')
     parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE, help='block size M')
+    contrastive = parser.add_mutually_exclusive_group()
+    contrastive.add_argument('--key-contrastive', nargs='?', type=float, const=KEY_CONTRASTIVE_WEIGHT,
+                             metavar='WEIGHT', help='train the protected model key-contrastively with this loss weight'
+                             + (' (the default)' if DEFAULT_KEY_CONTRASTIVE else ''))
+    contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
     parser.add_argument('--attack-iterations', type=int, default=200, help='iterations of the adapter attack')
@@ -39,7 +45,8 @@ def main():
     args = parser.parse_args()
     report = run_demo(args.work_dir, args.data_root, args.key_file, args.iterations, args.num_wrong_keys,
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
-                      args.method, args.block_size)
+                      args.method, args.block_size, None if args.no_key_contrastive else args.key_contrastive
+                      or (KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None))
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

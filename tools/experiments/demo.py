@@ -28,9 +28,16 @@ from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
 from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
-from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, plugin_config_dir
+from mmseg_keyprotect.config import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_KEY_CONTRASTIVE,
+    DEFAULT_METHOD,
+    KEY_CONTRASTIVE_WEIGHT,
+    plugin_config_dir,
+)
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
+from mmseg_keyprotect.errors import ConfigError
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
@@ -46,8 +53,10 @@ STAGES = ('generating the data', 'training the unprotected baseline', 'training 
           'publishing the checkpoints to the local zoo')
 
 
-def protected_stem(method: str, block_size: int) -> str:
-    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}'
+def protected_stem(method: str, block_size: int, key_contrastive: Optional[float] = None) -> str:
+    """The config name of a protected demo variant (``-kcW`` for key-contrastive training with weight W)."""
+    suffix = '' if not key_contrastive else f'-kc{key_contrastive:g}'
+    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}{suffix}'
 
 
 def run_dir(work_dir: Path, stem: str, seed: int = 0) -> Path:
@@ -207,8 +216,13 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', key_file: Optional[str] = None,
              iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
-             block_size: int = DEFAULT_BLOCK_SIZE) -> Dict:
-    """Run the demo end to end and return the report (also written to ``work_dir``)."""
+             block_size: int = DEFAULT_BLOCK_SIZE,
+             key_contrastive: Optional[float] = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None) -> Dict:
+    """Run the demo end to end and return the report (also written to ``work_dir``).
+
+    ``key_contrastive``: the loss weight of key-contrastive training, or None
+    for ordinary protected training.
+    """
     started = time.time()
     stages = _Stages()
     work_dir, data_root = Path(work_dir), Path(data_root)
@@ -226,8 +240,14 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     baseline = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0,
                         quiet=True)
 
-    stem = protected_stem(method, block_size)
+    stem = protected_stem(method, block_size, key_contrastive)
     config = CONFIG_DIR / f'{stem}.py'
+    if not config.is_file():
+        raise ConfigError(f'{config} does not exist: the demo runs the committed configs; write it with '
+                          f'python tools/protect_config.py {CONFIG_DIR / BASELINE}.py --method {method} '
+                          f'--block-size {block_size}'
+                          + (f' --key-contrastive {key_contrastive:g}' if key_contrastive else ' --no-key-contrastive')
+                          + f' -o {config}')
     stages.start(STAGES[2], _minutes(iterations * 0.2))
     model_dir = run_dir(work_dir, stem)
     checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
@@ -250,7 +270,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     attack = max(attacks, key=lambda result: result['curve'][-1][1])
     adapter = attack.pop('trained')
     num_classes = len(evaluation.model.dataset_meta['classes'])
-    protected = dict(method=method, block_size=block_size, config=stem, authorized=authorized, plain=plain,
+    protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, config=stem,
+                     authorized=authorized, plain=plain,
                      wrong_keys=wrong, adapter=attack, chance=chance_levels(evaluation.test_data.labels, num_classes))
 
     stages.start(STAGES[4])
@@ -299,7 +320,9 @@ def headline_table(report: Dict) -> str:
                  f'{attack["iterations"]} iterations',
                  attack['curve'][-1][1]))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
-    lines = [f'| who, with what ({protected["method"]}, M = {protected["block_size"]}) | mIoU |', '|---|---|']
+    contrastive = ', key-contrastive training' if protected.get('key_contrastive') else ''
+    lines = [f'| who, with what ({protected["method"]}, M = {protected["block_size"]}{contrastive}) | mIoU |',
+             '|---|---|']
     lines += [f'| {name} | {value if isinstance(value, str) else f"{value:.2f}"} |' for name, value in rows]
     return '\n'.join(lines)
 
@@ -310,8 +333,9 @@ def summary(report: Dict) -> str:
     machine_text = f'{report["machine"]["cores"]} CPU cores'
     lines = [f'Finished in {report["minutes"]:.1f} minutes on {machine_text}.',
              f'The unprotected model scores {report["baseline"]["mIoU"]:.1f} mIoU. Protected with '
-             f'{protected["method"]} at M = {protected["block_size"]}, it scores {protected["authorized"]:.1f} '
-             'with the key.',
+             f'{protected["method"]} at M = {protected["block_size"]}'
+             + (' and trained key-contrastively' if protected.get('key_contrastive') else '')
+             + f', it scores {protected["authorized"]:.1f} with the key.',
              f'Without the key: {protected["plain"]:.1f} on plain images'
              + (f', {wrong["mean"]:.1f} on average under {wrong["count"]} random keys (at most {wrong["max"]:.1f})'
                 if wrong else '') + '.',
