@@ -281,7 +281,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     stages.start(STAGES[5])
     rows = [dict(model='baseline (unprotected)', config=BASELINE, metrics=baseline,
                  checkpoint=str(baseline_checkpoint)),
-            dict(model='protected', config=stem, method=method, block_size=block_size, checkpoint=str(checkpoint),
+            dict(model='protected', config=stem, block_size=block_size, checkpoint=str(checkpoint),
+                 method=method + (f', key-contrastive {key_contrastive:g}' if key_contrastive else ''),
                  metrics={'mIoU': authorized, 'plain/mIoU': plain,
                           'wrong_key/mIoU_mean': wrong['mean'] if wrong else None,
                           'wrong_key/mIoU_max': wrong['max'] if wrong else None})]
