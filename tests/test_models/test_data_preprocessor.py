@@ -66,7 +66,7 @@ def test_another_cipher_or_none_inside_the_context(key_file):
 
 
 def test_protect_config_on_device_is_consistent_and_checked():
-    cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True)
+    cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True, key_contrastive=False)
     assert cfg.model.data_preprocessor.type == 'KeyProtectDataPreProcessor'
     assert cfg.model.data_preprocessor.size == (128, 128)  # the stock settings stay
     assert all(p[-2].get('on_device') for p in [cfg.train_dataloader.dataset.pipeline,
@@ -79,8 +79,8 @@ def test_protect_config_on_device_is_consistent_and_checked():
 
 
 def test_who_encrypts_must_be_unambiguous():
-    device, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True)
-    pipeline, _ = protect_config(str(BASELINE), 'shuffle', 4)
+    device, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True, key_contrastive=False)
+    pipeline, _ = protect_config(str(BASELINE), 'shuffle', 4, key_contrastive=False)
     twice = load_config(str(BASELINE))
     twice.merge_from_dict(dict(model=dict(data_preprocessor=device.model.data_preprocessor)))
     twice.train_dataloader = pipeline.train_dataloader
@@ -89,14 +89,14 @@ def test_who_encrypts_must_be_unambiguous():
     never = pipeline_encryption(device)
     never.train_dataloader = device.train_dataloader
     assert any('leaves images plain' in p for p in check_config(never))
-    other = protect_config(str(BASELINE), 'shuffle', 4, on_device=True)[0]
+    other = protect_config(str(BASELINE), 'shuffle', 4, on_device=True, key_contrastive=False)[0]
     other.model.data_preprocessor.block_size = 8
     assert any('M = 8' in p for p in check_config(other))
 
 
 def test_training_and_testing_with_the_device_path(tmp_path, key_file, shapes_root):
     """The hook scores plain images through the preprocessor; testing either way gives the same numbers."""
-    device_cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True, num_wrong_keys=1)
+    device_cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=True, num_wrong_keys=1, key_contrastive=False)
     device_config = tmp_path / 'device.py'
     device_cfg.dump(str(device_config))
     options = {'train_cfg.max_iters': 2, 'train_cfg.val_interval': 2, 'default_hooks.checkpoint.interval': 2,

@@ -164,3 +164,18 @@ def test_cascade_segmentor_is_supported():
     cfg.model.decode_head = [cfg.model.decode_head]
     protected, _ = protect_config(cfg, 'shuffle', 4, key_contrastive=True)
     assert protected.model.type == 'KeyContrastiveCascadeEncoderDecoder'
+
+
+def test_the_default_trains_key_contrastively_where_the_segmentor_allows():
+    from mmseg_keyprotect.config import DEFAULT_KEY_CONTRASTIVE, DEFAULT_METHOD
+    cfg, _ = protect_config(str(BASELINE))
+    assert cfg.model.type == ('KeyContrastiveEncoderDecoder' if DEFAULT_KEY_CONTRASTIVE else 'EncoderDecoder')
+    assert cfg.train_dataloader.dataset.pipeline[-2].method == DEFAULT_METHOD
+    assert protect_config(str(BASELINE), key_contrastive=False)[0].model.type == 'EncoderDecoder'
+    other = load_config(str(BASELINE))
+    other.model.decode_head = dict(other.model.decode_head, type='Mask2FormerHead')
+    if DEFAULT_KEY_CONTRASTIVE:
+        with pytest.warns(UserWarning, match='Mask2FormerHead'):
+            assert protect_config(other)[0].model.type == 'EncoderDecoder'
+    with pytest.raises(ConfigError, match='Mask2FormerHead'):
+        protect_config(other, key_contrastive=True)
