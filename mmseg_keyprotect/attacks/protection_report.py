@@ -185,7 +185,7 @@ class ProtectionEvaluation:
 
     def weights_only(self) -> Dict:
         """Estimate a shuffle key from the first convolution of the stolen weights, with no data at all."""
-        convolution = first_convolution(self.model.backbone)
+        convolution = first_convolution(self.model)
         if self.inferencer.method != 'shuffle' or convolution is None:
             return dict(note='attempted for shuffle keys only (a first convolution reading the image is needed)')
         started = time.perf_counter()

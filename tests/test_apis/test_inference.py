@@ -55,7 +55,7 @@ def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, 
     from mmseg.registry import MODELS
 
     from mmseg_keyprotect.config import protect_config
-    cfg, _ = protect_config(PROTECTED.replace('_shuffle-m4', ''), 'shuffle', 4)
+    cfg, _ = protect_config(PROTECTED.replace('_shuffle-m4', ''), 'shuffle', 4, key_contrastive=False)
     cfg.model = dict(type='KeyOracleSegmentor', key_file=key_file, data_preprocessor=cfg.model.data_preprocessor)
     truth = load_key(key_file).cipher('shuffle', 4)
     record = protection_record('shuffle', truth)

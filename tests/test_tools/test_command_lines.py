@@ -111,7 +111,7 @@ def test_infer_tool_and_client_side_encryption(trained, tmp_path):
     assert overlays == ['00000.png', '00001.png', '00002.png']
     import cv2
     assert cv2.imread(str(masks[0]), cv2.IMREAD_UNCHANGED).shape == (128, 128)
-    run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'])
+    run('tools/encrypt_images.py', images, tmp_path / 'encrypted', '--key-file', trained['key'], '--method', 'shuffle')
     # The server holds no key: it gets an unlocked export of the checkpoint.
     run('tools/lock_checkpoint.py', trained['checkpoint'], tmp_path / 'server.pth', '--key-file', trained['key'],
         '--unlock')

@@ -121,7 +121,7 @@ test_pipeline = [dict(type='LoadImageFromFile'), dict(type='Resize', scale=(90, 
                  dict(type='PackSegInputs')]
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 ''')
-    run(['tools/protect_config.py', stock, '-o', tmp_path / 'leaf.py'], tmp_path)
+    run(['tools/protect_config.py', stock, '--method', 'shuffle', '-o', tmp_path / 'leaf.py'], tmp_path)
     weights = tmp_path / 'oracle.pth'
     model = MODELS.build(dict(type='KeyOracleSegmentor', key_file=str(key)))
     torch.save(dict(state_dict=model.state_dict(), meta=dict(keyprotect=protection_record('shuffle', truth),

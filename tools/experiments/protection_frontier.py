@@ -342,27 +342,31 @@ def frontier_rows(state: Dict) -> List[Dict]:
 
 
 def write_figure(rows: List[Dict], baseline: float, path: Path, choice: Optional[str] = None) -> Path:
-    """Authorized mIoU (mean over seeds) against the attacker's best, one labelled point per variant."""
+    """Key holder's mIoU (mean over seeds) against the attacker's best and against the thief's best,
+    one labelled point per variant."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
-    figure, axis = plt.subplots(figsize=(7.5, 5))
-    axis.axhspan(baseline - ACCURACY_TOLERANCE, 100, color='tab:green', alpha=0.08,
-                 label=f'within {ACCURACY_TOLERANCE:g} point of the baseline')
-    axis.axhline(baseline, color='black', linestyle='--', linewidth=1, label=f'unprotected baseline {baseline:.1f}')
-    for row in rows:
-        if row['attackers_best'] is None:
-            continue
-        chosen = row['variant'] == choice
-        marker = 'o' if len(row['authorized']) > 1 else 'x'
-        axis.scatter(row['attackers_best'], row['authorized_mean'], marker=marker, s=70 if chosen else 35,
-                     color='tab:red' if chosen else 'tab:blue', zorder=3)
-        axis.annotate(row['variant'] + (' (default)' if chosen else ''), (row['attackers_best'],
-                      row['authorized_mean']), textcoords='offset points', xytext=(5, 4), fontsize=7)
-    axis.set(xlabel=f"attacker's best mIoU (≤ {BEST_MAX_LABELLED} labelled images, 100 intercepted)",
-             ylabel='key holder mIoU (mean over seeds)',
-             title='Protection frontier (o: every seed measured, x: one seed)')
-    axis.legend(fontsize=8, loc='lower right')
+    figure, axes = plt.subplots(1, 2, figsize=(12, 5), sharey=True)
+    measured = [row for row in rows if row['attackers_best'] is not None]
+    top = max([baseline] + [row['authorized_mean'] for row in measured]) + 2
+    for axis, key, label in ((axes[0], 'attackers_best', f"attacker's best (≤ {BEST_MAX_LABELLED} labelled images, "
+                              '100 intercepted)'),
+                             (axes[1], 'thiefs_best', f"thief's best (≤ {BEST_MAX_LABELLED} labelled images, "
+                              'no intercepted images)')):
+        axis.axhspan(baseline - ACCURACY_TOLERANCE, top, color='tab:green', alpha=0.08,
+                     label=f'within {ACCURACY_TOLERANCE:g} point of the baseline or above')
+        axis.axhline(baseline, color='black', linestyle='--', linewidth=1, label=f'unprotected baseline {baseline:.1f}')
+        for row in measured:
+            chosen = row['variant'] == choice
+            axis.scatter(row[key], row['authorized_mean'], marker='o' if len(row['authorized']) > 1 else 'x',
+                         s=70 if chosen else 35, color='tab:red' if chosen else 'tab:blue', zorder=3)
+            axis.annotate(row['variant'] + (' (default)' if chosen else ''), (row[key], row['authorized_mean']),
+                          textcoords='offset points', xytext=(5, 4), fontsize=7)
+        axis.set(xlabel=f'{label} mIoU', ylim=(None, top))
+        axis.legend(fontsize=7, loc='lower right')
+    axes[0].set_ylabel('key holder mIoU (mean over seeds)')
+    figure.suptitle('Protection frontier (o: every seed measured, x: one seed)')
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

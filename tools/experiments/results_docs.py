@@ -109,6 +109,9 @@ def training_cost(report: Dict) -> str:
     lines += [f'| {name} | {" ".join(f"{v:.3f}" for v in values)} | {report["medians"][name]:.3f} |'
               for name, values in report['times'].items()]
     lines += ['', f'Ratio of the medians, protected / unprotected: {report["ratio"]:.3f}.']
+    if 'key_contrastive_ratio' in report:
+        lines[-1] += (f' Key-contrastive (weight {report["key_contrastive"]:g}) / ordinary protected: '
+                      f'{report["key_contrastive_ratio"]:.3f}.')
     return '\n'.join(lines)
 
 
@@ -252,6 +255,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'accuracy-study': ('accuracy_study', accuracy_study),
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
     'training-cost': ('training_cost', training_cost),
+    'training-cost-key-contrastive': ('training_cost_key_contrastive', training_cost),
     'protection-report': ('protection_report', protection_report),
     'demo-headline': ('demo', headline_table),
     'demo-provenance': ('demo', demo_provenance),
