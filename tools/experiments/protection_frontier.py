@@ -17,7 +17,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 
@@ -131,7 +131,8 @@ class FrontierStudy:
         temporary.replace(self.path)
 
     # ------------------------------------------------------------ training
-    def _authorized(self, row: Dict, config: Path, stem: str, seed: int, key_file: Optional[str]) -> Tuple[Path, float]:
+    def _authorized(self, row: Dict, config: Path, stem: str, seed: int, key_file: Optional[str]) -> float:
+        """Train (or reuse) one seed's model and record its mIoU with the key."""
         directory = run_dir(self.work_dir, stem, seed)
         checkpoint = train(config, directory, key_file, self.iterations, self.data_root, seed)
         runs = row.setdefault('runs', {})
@@ -139,14 +140,14 @@ class FrontierStudy:
             metrics = evaluate(config, checkpoint, directory, key_file, self.data_root, 0, quiet=True)
             runs[str(seed)] = float(metrics['mIoU'])
             self.save()
-        return checkpoint, runs[str(seed)]
+        return runs[str(seed)]
 
     def baseline(self, seeds: Optional[Sequence[int]] = None) -> Dict:
-        """The unprotected baseline's mIoU per seed, and the from-scratch floor of each k (it needs no key)."""
+        """The unprotected baseline's mIoU per seed."""
         row = self.state.setdefault('baseline', {})
         config = CONFIG_DIR / f'{BASELINE}.py'
         for seed in seeds or self.seeds:
-            _, value = self._authorized(row, config, BASELINE, seed, None)
+            value = self._authorized(row, config, BASELINE, seed, None)
             self.log(f'baseline, seed {seed}: mIoU {value:.2f}')
         row['mean'] = float(np.mean(list(row['runs'].values())))
         self.save()
@@ -159,10 +160,8 @@ class FrontierStudy:
             method=variant.method, block_size=variant.block_size, key_contrastive=variant.key_contrastive))
         config = variant_config(variant, self.work_dir)
         started = time.time()
-        checkpoint = None
         for seed in seeds or self.seeds[:1]:
-            path, value = self._authorized(row, config, variant.stem, seed, self.key_file)
-            checkpoint = checkpoint or path
+            value = self._authorized(row, config, variant.stem, seed, self.key_file)
             self.log(f'{variant.name}, seed {seed}: authorized mIoU {value:.2f}')
         if seeds is None or self.seeds[0] in seeds:
             self._report(row, variant, config, run_dir(self.work_dir, variant.stem, self.seeds[0]) /
