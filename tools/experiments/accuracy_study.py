@@ -20,6 +20,7 @@ from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 
 from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, run_dir, train
+from .demo import protected_stem as variant_stem
 
 Variant = Tuple[str, int]
 VARIANTS: Tuple[Variant, ...] = (('shuffle', 2), ('shuffle', 4), ('shuffle', 8), ('shuffle', 16), ('np', 4),
@@ -37,10 +38,6 @@ def parse_variant(text: str) -> Variant:
     if not block_size.isdigit():
         raise ConfigError(f'variant {text!r}: expected METHOD:M, for example shuffle:4')
     return method, int(block_size)
-
-
-def variant_stem(method: str, block_size: int) -> str:
-    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}'
 
 
 def variant_config(method: str, block_size: int, out_dir: Path) -> Path:

@@ -28,8 +28,7 @@ from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 
 from .accuracy_study import variant_config as plain_variant_config
-from .accuracy_study import variant_stem
-from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, run_dir, train
+from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, protected_stem, run_dir, train
 
 BEST_MAX_LABELLED = 10
 #: Gap to the baseline's mean within which a variant "keeps accuracy" (the rule that picks the default).
@@ -50,8 +49,7 @@ class Variant:
 
     @property
     def stem(self) -> str:
-        suffix = '' if self.key_contrastive is None else f'-kc{self.key_contrastive:g}'
-        return variant_stem(self.method, self.block_size) + suffix
+        return protected_stem(self.method, self.block_size, self.key_contrastive)
 
 
 def parse_variant(text: str) -> Variant:
