@@ -28,8 +28,8 @@ def parse_args():
     parser.add_argument('output', help='output folder (a .png file, or an existing folder, for a single image)')
     parser.add_argument('--key-file', help='key file (default: $KEYPROTECT_KEY_FILE)')
     parser.add_argument('--method', default=DEFAULT_METHOD,
-                        help=f'method or chain: shuffle, np, ffx, shuffle+np, ... (default {DEFAULT_METHOD}); the '
-                             'model\'s')
+                        help=f'method or chain: shuffle, np, ffx, ffx8, shuffle+np, ... (default {DEFAULT_METHOD}); '
+                             'the model\'s')
     parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f'block size M (default {DEFAULT_BLOCK_SIZE}); the model\'s')
     parser.add_argument('--decrypt', action='store_true', help='decrypt instead of encrypt')

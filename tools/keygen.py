@@ -38,7 +38,7 @@ def parse_args():
     parser.add_argument('--force', action='store_true', help='overwrite an existing key file')
     parser.add_argument('--export', metavar='KEY', help='print the concrete per-block arrays of KEY as JSON')
     parser.add_argument('--fingerprint', metavar='KEY', help='print the fingerprint of KEY')
-    parser.add_argument('--method', default='shuffle', help='method or chain, e.g. shuffle, np, ffx, shuffle+np')
+    parser.add_argument('--method', default='shuffle', help='method or chain, e.g. shuffle, np, ffx, ffx8, shuffle+np')
     parser.add_argument('--block-size', type=int, default=4, help='block size M')
     return parser.parse_args()
 

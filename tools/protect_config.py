@@ -23,7 +23,7 @@ def parse_args():
     parser = argparse.ArgumentParser(description='Protect a stock MMSegmentation config with BlockwiseEncrypt')
     parser.add_argument('config', help='stock config: a path or mmseg::<algo>/<name>.py')
     parser.add_argument('--method', default=DEFAULT_METHOD,
-                        help=f'method or chain: shuffle, np, ffx, shuffle+np, ... (default {DEFAULT_METHOD})')
+                        help=f'method or chain: shuffle, np, ffx, ffx8, shuffle+np, ... (default {DEFAULT_METHOD})')
     parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f'block size M (default {DEFAULT_BLOCK_SIZE})')
     parser.add_argument('--key-file', help='write this key file path into the config (default: read at run time)')

@@ -31,7 +31,7 @@ from mmengine.structures import PixelData
 from mmseg.registry import MODELS
 from torch import nn
 
-from ..crypto.ciphers import BlockCipher
+from ..crypto.ciphers import FFX_METHODS, BlockCipher
 from ..errors import ConfigError
 from .labelled_images import LabelledImages, score
 
@@ -42,7 +42,7 @@ VALUE_TABLE_LEARNING_RATE = 0.05
 
 def attacks_for(method: str) -> Tuple[str, ...]:
     """The attacks that fit a cipher: the value-table adapter only where FFX is in the chain."""
-    return tuple(a for a in ATTACKS if a != 'value_table' or 'ffx' in method.split('+'))
+    return tuple(a for a in ATTACKS if a != 'value_table' or set(FFX_METHODS) & set(method.split('+')))
 
 
 class BlockwiseAdapter(nn.Module):

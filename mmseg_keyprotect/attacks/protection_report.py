@@ -30,7 +30,7 @@ from mmengine.config import Config
 from ..apis.inference import ProtectedInferencer
 from ..apis.runners import use_key_file
 from ..config.loading import load_config
-from ..crypto.ciphers import BlockCipher
+from ..crypto.ciphers import FFX_METHODS, BlockCipher
 from ..crypto.keys import SecretKey
 from ..crypto.near_keys import key_parts, near_key
 from ..errors import ConfigError
@@ -156,7 +156,7 @@ class ProtectionEvaluation:
         result = dict(encrypted_images=len(encrypted))
         started = time.perf_counter()
         positions, table = None, None
-        if 'ffx' in method:
+        if set(FFX_METHODS) & set(method):
             positions = find_ffx_positions(encrypted, block_size)
             result['ffx_positions'] = dict(found=int(positions.sum()),
                                            correct=float(np.mean(positions == self.cipher.ffx_mask)))

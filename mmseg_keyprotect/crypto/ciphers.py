@@ -11,6 +11,10 @@ channels in **RGB** order, and one key is applied identically to every block:
 * ``ffx``: ``out[i] = table[in[i]]`` where ``mask[i] == 1``; ``table`` maps
   0..255 into 0..999 (FFX format-preserving encryption of the value as three
   decimal digits), so FFX output is carried as ``int16`` with its raw values.
+* ``ffx8``: FFX with its outputs put back, in their order, onto 0..255 (each
+  table entry replaced by its rank among the 256): the same kind of keyed
+  value substitution, in the range of plain pixels, so that normalisation
+  treats FFX positions like the others. Carried as ``int16`` like ``ffx``.
 
 Any chain of these (``'shuffle+np'``, ``'np+ffx+shuffle'``, ...) composes into a
 single per-block map: each output position reads one input position, XORs it
@@ -29,7 +33,9 @@ import numpy as np
 
 from ..errors import ImageFormatError, KeyProtectError
 
-METHODS = ('shuffle', 'np', 'ffx')
+METHODS = ('shuffle', 'np', 'ffx', 'ffx8')
+#: The value substitutions: only a shuffle may follow one in a chain.
+FFX_METHODS = ('ffx', 'ffx8')
 FFX_DOMAIN = 1000  # three decimal digits
 # The largest block side accepted: 3 * 64 * 64 = 12,288 values per block.
 MAX_BLOCK_SIZE = 64
@@ -57,12 +63,11 @@ def parse_method(method: Union[str, Sequence[str]]) -> Tuple[str, ...]:
     if unknown:
         raise KeyProtectError(f'unknown method {unknown[0]!r} in {method!r}; '
                               f'expected names from {METHODS} joined by "+"')
-    if 'ffx' in names:
-        after = names[names.index('ffx') + 1:]
-        if any(name != 'shuffle' for name in after):
-            raise KeyProtectError(
-                f'method {method!r}: only "shuffle" may follow "ffx" (FFX outputs values up to 999, '
-                'which NP and a second FFX are not defined on)')
+    substitutions = [index for index, name in enumerate(names) if name in FFX_METHODS]
+    if substitutions and any(name != 'shuffle' for name in names[substitutions[0] + 1:]):
+        raise KeyProtectError(
+            f'method {method!r}: only "shuffle" may follow "{names[substitutions[0]]}" (the cipher composes a '
+            'chain into one map that applies the FFX table last)')
     return names
 
 
@@ -107,6 +112,11 @@ def ffx_table(password: bytes) -> np.ndarray:
     import pyffx
     codec = pyffx.Integer(password, length=3)
     return np.array([codec.encrypt(value) for value in range(256)], dtype=np.int16)
+
+
+def ranked_table(table: np.ndarray) -> np.ndarray:
+    """The ``ffx8`` table: each FFX table entry replaced by its rank, a permutation of 0..255."""
+    return np.argsort(np.argsort(table, kind='stable'), kind='stable').astype(np.int16)
 
 
 def _check_vector(name: str, values, length: int) -> np.ndarray:

@@ -48,6 +48,7 @@ from ..errors import KeyFileError
 from ..utils.atomic_file import atomic_file
 from .ciphers import (
     FFX,
+    FFX_METHODS,
     MAX_BLOCK_SIZE,
     BlockCipher,
     NegativePositive,
@@ -57,6 +58,7 @@ from .ciphers import (
     check_block_size,
     ffx_table,
     parse_method,
+    ranked_table,
 )
 
 KEY_FORMAT = 'mmseg-keyprotect-key'
@@ -163,7 +165,8 @@ class SecretKey(Key):
         mask = half_mask(self.stream(label + '/mask').permutation(length)).astype(bool)
         if method == 'np':
             return NegativePositive(mask)
-        return FFX(mask, ffx_table(self.ffx_password(block_size, index)))
+        table = ffx_table(self.ffx_password(block_size, index))
+        return FFX(mask, ranked_table(table) if method == 'ffx8' else table)
 
     def ffx_password(self, block_size: int, index: int) -> bytes:
         return self.stream(f'ffx/M={block_size}/step={index}/password').read(16).hex().encode()
@@ -195,7 +198,8 @@ class LegacyKey(Key):
         mask = permutation > length / 2
         if method == 'np':
             return NegativePositive(mask)
-        return FFX(mask, ffx_table(self.password.encode()))
+        table = ffx_table(self.password.encode())
+        return FFX(mask, ranked_table(table) if method == 'ffx8' else table)
 
     @property
     def fingerprint(self) -> str:
@@ -221,8 +225,11 @@ class ArrayKey(Key):
                     self._steps.append(Shuffle.checked(entry['permutation'], length))
                 elif method == 'np':
                     self._steps.append(NegativePositive.checked(entry['mask'], length))
-                elif method == 'ffx':
-                    self._steps.append(FFX.checked(entry['mask'], entry['ffx_table'], length))
+                elif method in FFX_METHODS:
+                    step = FFX.checked(entry['mask'], entry['ffx_table'], length)
+                    if method == 'ffx8' and step.table.max() > 255:
+                        raise KeyFileError(f'{source}: step {number} (ffx8) has table values above 255')
+                    self._steps.append(step)
                 else:
                     raise KeyFileError(f'{source}: step {number} has unknown method {method!r}')
             except KeyError as missing:

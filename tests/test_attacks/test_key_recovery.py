@@ -77,8 +77,8 @@ def test_flip_estimate_recovers_a_planted_mask_up_to_complement(images, block_si
     assert np.array_equal(first, truth.xor) or np.array_equal(second, truth.xor)
 
 
-@pytest.mark.parametrize('method', ['ffx', 'np+ffx+shuffle'])
-def test_ffx_positions_are_found_from_value_ranges(images, method):
+@pytest.mark.parametrize('method', ['ffx', 'np+ffx+shuffle', 'ffx8', 'np+ffx8+shuffle'])
+def test_ffx_positions_are_found_from_the_values(images, method):
     truth = SecretKey.generate().cipher(method, 4)
     found = find_ffx_positions([truth.encrypt(images[0])], 4)
     np.testing.assert_array_equal(found, truth.ffx_mask)

@@ -86,3 +86,4 @@ def test_value_table_adapter_can_represent_ffx_chains_exactly(method):
 def test_attacks_fit_the_cipher():
     assert attacks_for('shuffle+np') == ('adapter', 'fine_tune', 'scratch')
     assert attacks_for('np+ffx') == ('adapter', 'value_table', 'fine_tune', 'scratch')
+    assert attacks_for('np+ffx8') == ('adapter', 'value_table', 'fine_tune', 'scratch')

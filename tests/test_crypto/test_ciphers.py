@@ -15,8 +15,8 @@ from mmseg_keyprotect.crypto.ciphers import (
 from mmseg_keyprotect.crypto.keys import SecretKey
 from mmseg_keyprotect.errors import ImageFormatError, KeyProtectError
 
-CHAINS = ['shuffle', 'np', 'ffx', 'shuffle+np', 'np+shuffle', 'np+ffx', 'shuffle+np+ffx', 'np+ffx+shuffle',
-          'shuffle+shuffle']
+CHAINS = ['shuffle', 'np', 'ffx', 'ffx8', 'shuffle+np', 'np+shuffle', 'np+ffx', 'shuffle+np+ffx', 'np+ffx+shuffle',
+          'np+ffx8+shuffle', 'shuffle+shuffle']
 KEY = SecretKey(bytes(range(32)))
 
 
@@ -81,6 +81,14 @@ def test_ffx_output_keeps_raw_values():
     assert encrypted.dtype == np.int16 and encrypted.max() > 255 and encrypted.max() <= 999
 
 
+def test_ffx8_puts_the_ffx_outputs_back_onto_0_to_255_in_their_order():
+    ffx, ffx8 = (KEY.cipher(method, 4).ffx_table for method in ('ffx', 'ffx8'))
+    assert sorted(ffx8.tolist()) == list(range(256))
+    np.testing.assert_array_equal(np.argsort(ffx8), np.argsort(ffx))
+    encrypted = KEY.cipher('ffx8', 4).encrypt(random_image(64, 64))
+    assert encrypted.dtype == np.int16 and 0 <= encrypted.min() and encrypted.max() <= 255
+
+
 @pytest.mark.parametrize('method', CHAINS)
 def test_bgr_storage_means_the_same_rgb_key(method):
     cipher = KEY.cipher(method, 4)
@@ -133,7 +141,7 @@ def test_bad_images_name_the_problem(image, message):
 
 @pytest.mark.parametrize('method, message', [
     ('rot13', 'unknown method'), ('', 'empty'), ('shuffle+', 'empty'), ('ffx+np', 'only "shuffle" may follow'),
-    ('ffx+ffx', 'only "shuffle" may follow')])
+    ('ffx+ffx', 'only "shuffle" may follow'), ('ffx8+np', 'only "shuffle" may follow "ffx8"')])
 def test_bad_methods(method, message):
     with pytest.raises(KeyProtectError, match=message):
         parse_method(method)

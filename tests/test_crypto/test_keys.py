@@ -70,7 +70,7 @@ def test_subkeys_differ_by_method_block_size_and_position():
 @pytest.mark.parametrize('block_size', [1, 2, 3, 4, 5, 16])
 def test_masks_have_exactly_half_ones(block_size):
     key = SecretKey.generate()
-    for method in ('np', 'ffx'):
+    for method in ('np', 'ffx', 'ffx8'):
         assert key.cipher(method, block_size).steps[0].mask.sum() == block_length(block_size) // 2
 
 
@@ -127,7 +127,7 @@ def test_legacy_key_reproduces_published_code(tmp_path):
 
 def test_exported_arrays_load_back_as_the_same_cipher(tmp_path, key_file):
     key = load_key(key_file)
-    for method in ('shuffle', 'np', 'ffx', 'np+shuffle'):
+    for method in ('shuffle', 'np', 'ffx', 'ffx8', 'np+shuffle'):
         path = tmp_path / f'{method}.json'
         path.write_text(json.dumps(export_arrays(key, method, 4)))
         path.chmod(0o600)
@@ -146,6 +146,11 @@ def test_exported_arrays_are_validated(tmp_path):
     (tmp_path / 'bad.json').write_text(json.dumps(document))
     (tmp_path / 'bad.json').chmod(0o600)
     with pytest.raises(KeyFileError, match='not a permutation'):
+        load_key(tmp_path / 'bad.json')
+    document = dict(format='mmseg-keyprotect-arrays', version=1, block_size=1, method='ffx8', mask=[1, 0, 1],
+                    ffx_table=list(range(744, 1000)))
+    (tmp_path / 'bad.json').write_text(json.dumps(document))
+    with pytest.raises(KeyFileError, match='ffx8.*above 255'):
         load_key(tmp_path / 'bad.json')
 
 

@@ -76,8 +76,8 @@ class BlockwiseEncrypt(BaseTransform):
     - padding_size (tuple): ``(left, right, top, bottom)`` block padding.
 
     Args:
-        method (str | Sequence[str]): ``'shuffle'``, ``'np'``, ``'ffx'`` or a
-            chain such as ``'shuffle+np'``. Defaults to ``'shuffle'``.
+        method (str | Sequence[str]): ``'shuffle'``, ``'np'``, ``'ffx'``,
+            ``'ffx8'`` or a chain such as ``'shuffle+np'``. Defaults to ``'shuffle'``.
         block_size (int): block side M in pixels. Defaults to 4.
         key_file (str, optional): path of the key file. Defaults to None
             (use ``$KEYPROTECT_KEY_FILE``).
