@@ -41,9 +41,10 @@ def test_attackers_best_leaves_out_more_labelled_images_than_allowed():
     assert best['attackers_best_by'] == 'ciphertext-only estimation' and best['thiefs_best'] == 50.0
 
 
-def variant_row(seeds, attacker, thief):
-    return dict(runs={str(i): v for i, v in enumerate(seeds)}, mean=sum(seeds) / len(seeds), plain=10.0,
-                ciphertext_only=dict(mIoU=attacker), attacks=dict(adapter={'10': dict(mIoU=thief)}))
+def variant_row(seeds, attacker, thief, method='np', block_size=4):
+    return dict(method=method, block_size=block_size, runs={str(i): v for i, v in enumerate(seeds)},
+                mean=sum(seeds) / len(seeds), plain=10.0, ciphertext_only=dict(mIoU=attacker),
+                attacks=dict(adapter={'10': dict(mIoU=thief)}))
 
 
 def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tmp_path):
@@ -52,9 +53,12 @@ def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tm
         strong_but_costly=variant_row([70.0, 70.0], 10.0, 10.0),
         one_seed=variant_row([85.0], 15.0, 15.0),
         kept=variant_row([80.5, 80.1], 40.0, 30.0),
-        kept_weaker=variant_row([84.0, 84.0], 60.0, 20.0)))
+        kept_weaker=variant_row([84.0, 84.0], 60.0, 20.0),
+        searchable=variant_row([84.0, 84.0], 5.0, 5.0, 'np', 2)))
     decision = study.decide()
     assert decision['choice'] == 'kept' and decision['eligible'] == ['kept', 'kept_weaker']
+    # NP at M = 2 has C(12, 6) = 924 keys: whoever holds the model tries them all.
+    assert decision['searchable'] == ['searchable'] and 'at least 2^40 keys' in decision['rule']
     assert decision['ranked_by'] == 'attackers_best' and decision['tie_break'] is None
     study.save()
     assert json.loads((tmp_path / 'frontier.json').read_text())['decision']['choice'] == 'kept'

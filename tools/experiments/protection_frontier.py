@@ -14,6 +14,7 @@ Every measurement is saved to ``frontier.json`` as soon as it exists, so an
 interrupted study resumes where it stopped and finished runs are reused.
 """
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ import numpy as np
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
 from mmseg_keyprotect.config import protect_config
+from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 
@@ -252,28 +254,35 @@ class FrontierStudy:
         When every eligible variant leaves the attacker within ``ACCURACY_TOLERANCE`` of its own key holder
         (ciphertext-only estimation recovering each key), the rule can only rank noise; the choice then
         falls to the lowest thief's best, the attacker without intercepted images.
+
+        Variants whose key space is small enough to search (under ``2 ** ENUMERABLE_BITS`` keys, the
+        product's own warning) are not eligible whatever the attacks here measured: whoever holds the model
+        can try every key on a few labelled images, an attack this study does not run.
         """
         baseline = self.state['baseline']['mean']
-        eligible = []
+        eligible, searchable = [], []
         for name, row in self.state['variants'].items():
             if 'mean' not in row:  # still training
                 continue
             row.update(self.best_attack(row))
             row['gap'] = row['mean'] - baseline
             row['seeds_measured'] = len(row['runs'])
+            row['key_space_bits'] = math.log2(key_space(row['method'], row['block_size']))
             row['keeps_accuracy'] = row['seeds_measured'] >= len(self.seeds) and row['gap'] >= -ACCURACY_TOLERANCE
             if row['keeps_accuracy']:
-                eligible.append(name)
+                (eligible if row['key_space_bits'] >= ENUMERABLE_BITS else searchable).append(name)
         rows = self.state['variants']
         rule = (f'among variants whose {len(self.seeds)}-seed mean is within {ACCURACY_TOLERANCE:g} point of the '
-                'baseline\'s (or above), the one with the lowest attacker\'s best')
+                f'baseline\'s (or above) and whose key space has at least 2^{ENUMERABLE_BITS} keys, the one with '
+                'the lowest attacker\'s best')
         # Before every seed is in, the variants measured so far stand in for the eligible ones.
         pool = eligible or [n for n in rows if 'mean' in rows[n]]
         recovered = bool(pool) and all(rows[n]['attackers_best'] >= rows[n]['mean'] - ACCURACY_TOLERANCE for n in pool)
         measure = 'thiefs_best' if recovered else 'attackers_best'
         eligible.sort(key=lambda n: rows[n][measure])
         self.state['decision'] = dict(
-            rule=rule, choice=eligible[0] if eligible else None, eligible=eligible, ranked_by=measure,
+            rule=rule, choice=eligible[0] if eligible else None, eligible=eligible, searchable=searchable,
+            ranked_by=measure,
             tie_break=(f'every eligible variant leaves the attacker within {ACCURACY_TOLERANCE:g} point of its key '
                        'holder, so the rule cannot separate them; the choice falls to the lowest thief\'s best '
                        '(the same attacks without intercepted images)') if recovered else None)
@@ -329,7 +338,8 @@ def frontier_rows(state: Dict) -> List[Dict]:
             authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],
             gap=row.get('gap'), plain=row.get('plain'), wrong_keys=row.get('wrong_keys'),
             near_keys=row.get('near_keys'), ciphertext_only=row.get('ciphertext_only'),
-            weights_only=row.get('weights_only'), thiefs_best=row.get('thiefs_best'),
+            weights_only=row.get('weights_only'), key_space_bits=row.get('key_space_bits'),
+            thiefs_best=row.get('thiefs_best'),
             thiefs_best_by=row.get('thiefs_best_by'),
             attacks={attack: {k: v['mIoU'] for k, v in by_k.items()}
                      for attack, by_k in row.get('attacks', {}).items()},

@@ -159,9 +159,10 @@ def frontier_provenance(report: Dict) -> str:
 
 def frontier(report: Dict) -> str:
     """One row per variant, strongest protection first."""
-    lines = ['| variant | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 | ciphertext only '
-             '| weights only | attacker\'s best (by) | thief\'s best, no intercepted images (by) | keeps accuracy |',
-             '|---|---|---|---|---|---|---|---|---|---|']
+    lines = ['| variant | keys | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 '
+             '| ciphertext only | weights only | attacker\'s best (by) | thief\'s best, no intercepted images (by) '
+             '| keeps accuracy |',
+             '|---|---|---|---|---|---|---|---|---|---|---|']
     for row in _frontier_rows(report):
         seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
         wrong = row['wrong_keys']
@@ -169,7 +170,8 @@ def frontier(report: Dict) -> str:
         weights = (row.get('weights_only') or {}).get('mIoU')
         keeps = 'yes' if row['keeps_accuracy'] else ('one seed only' if len(row['authorized']) < len(report['seeds'])
                                                       else 'no')
-        lines.append(f'| {row["variant"]} | {seeds} | {row["gap"]:+.2f} | {row["plain"]:.2f} | '
+        lines.append(f'| {row["variant"]} | 2^{row["key_space_bits"]:.0f} | {seeds} | {row["gap"]:+.2f} | '
+                     f'{row["plain"]:.2f} | '
                      f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} | {"-" if only is None else f"{only:.2f}"} | '
                      f'{"-" if weights is None else f"{weights:.2f}"} | '
                      f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | '
@@ -214,6 +216,9 @@ def frontier_decision(report: Dict) -> str:
     text = f'Rule: {decision["rule"]}.'
     if decision.get('tie_break'):
         text += f' Measured: {decision["tie_break"]}.'
+    if decision.get('searchable'):
+        text += (f' Keep accuracy but not eligible, their key space being small enough to try every key: '
+                 f'{", ".join(decision["searchable"])}.')
     return (text + f' Eligible, by {ranked}: {", ".join(decision["eligible"])}. '
             f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} over '
             f'{len(row["authorized"])} seeds against the baseline\'s {report["baseline"]["mean"]:.2f}; attacker\'s '
