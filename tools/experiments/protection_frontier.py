@@ -67,7 +67,7 @@ def parse_variant(text: str) -> Variant:
 
 VARIANTS = tuple(parse_variant(v) for v in (
     'shuffle:4', 'np:4', 'shuffle+np:4', 'ffx:4', 'np+ffx:4', 'shuffle+np+ffx:4', 'shuffle:4+kc0.1', 'np:4+kc0.1',
-    'shuffle:8', 'np:8', 'shuffle+np:8', 'shuffle:2', 'np:2', 'shuffle+np:2'))
+    'shuffle:8', 'np:8', 'shuffle+np:8', 'shuffle:2', 'np:2', 'shuffle+np:2', 'ffx8:4', 'np+ffx8:4'))
 FULL_ATTACK_SIZES = (1, 2, 5, 10, 40)
 # Adapters cost ~30 s per k on 2 CPU cores, fine-tuning ~90 s: the trimmed budget keeps the adapters' curve.
 TRIMMED_ATTACK_SIZES, TRIMMED_FINE_TUNE_SIZES = (1, 10, 40), (10,)
