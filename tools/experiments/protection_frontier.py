@@ -301,7 +301,8 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
     unless ``all_seeds``. A variant whose first seed is more than
     ``candidate_margin`` points below the baseline's mean cannot meet the
     tolerance unless its seeds spread far wider than measured, and is skipped
-    too. Skipped variants stay marked as measured with one seed.
+    too (``all_seeds`` trains it all the same). Skipped variants stay marked
+    as measured with one seed.
     """
     generate_shapes(study.data_root, num_train, num_val)
     baseline = study.baseline()['mean']
@@ -315,7 +316,7 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
         pending = []
         for name in sorted((n for n in rows if ranking in rows[n]), key=lambda n: rows[n][ranking]):
             first = rows[name]['runs'][str(study.seeds[0])]
-            if len(rows[name]['runs']) >= len(study.seeds) or first < baseline - candidate_margin:
+            if len(rows[name]['runs']) >= len(study.seeds) or (not all_seeds and first < baseline - candidate_margin):
                 continue
             if all_seeds or choice is None or rows[name][ranking] < rows[choice][ranking]:
                 pending.append(name)
