@@ -1,3 +1,4 @@
+import socket
 import sys
 from pathlib import Path
 
@@ -44,3 +45,11 @@ def key_env(key_file, monkeypatch):
 def shapes_root(tmp_path_factory):
     from mmseg_keyprotect.datasets import generate_shapes
     return generate_shapes(tmp_path_factory.mktemp('shapes'), num_train=16, num_val=6, size=64, seed=1)
+
+
+@pytest.fixture
+def free_port():
+    """A port nothing listens on now, for ``torch.distributed.run --master_port`` (a fixed one can be taken)."""
+    with socket.socket() as probe:
+        probe.bind(('127.0.0.1', 0))
+        return probe.getsockname()[1]

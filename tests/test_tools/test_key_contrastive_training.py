@@ -46,10 +46,10 @@ def test_train_tool_logs_the_key_contrastive_loss(tmp_path, key_file, shapes_roo
     assert re.search(r'Iter\(val\).*mIoU: \d+\.\d+.*plain/mIoU', output)
 
 
-def test_ddp_trains_key_contrastively(tmp_path, key_file, shapes_root):
+def test_ddp_trains_key_contrastively(tmp_path, key_file, shapes_root, free_port):
     config = tmp_path / 'contrastive.py'
     run(['tools/protect_config.py', BASELINE, '--key-contrastive', '-o', config])
-    output = run(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'tools/train.py',
+    output = run(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port}', 'tools/train.py',
                   config, '--key-file', key_file, '--work-dir', tmp_path / 'work', '--launcher', 'pytorch',
                   *options(shapes_root)])
     assert 'Distributed training: True' in output and 'GPU number: 2' in output

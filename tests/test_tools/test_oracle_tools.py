@@ -79,9 +79,9 @@ def test_test_tool_and_tta_log_the_value_of_each_condition(oracle, tmp_path):
             assert metrics['plain/mIoU'] == pytest.approx(oracle['plain'], abs=0.006)
 
 
-def test_ddp_on_cpu_logs_the_value_of_each_condition(oracle, tmp_path):
+def test_ddp_on_cpu_logs_the_value_of_each_condition(oracle, tmp_path, free_port):
     """MMEngine's launcher with 2 gloo processes: the ranks share the data and the wrong keys."""
-    output = run(['-m', 'torch.distributed.run', '--standalone', '--nproc_per_node=2', 'tools/train.py',
+    output = run(['-m', 'torch.distributed.run', '--nproc_per_node=2', f'--master_port={free_port}', 'tools/train.py',
                   oracle['config'], '--key-file', oracle['key'], '--work-dir', tmp_path, '--launcher', 'pytorch',
                   *options(oracle['data'])], tmp_path)
     assert (tmp_path / 'iter_2.pth').is_file()
