@@ -349,6 +349,25 @@ def frontier_rows(state: Dict) -> List[Dict]:
     return rows
 
 
+def _label_points(axis, points: List) -> None:
+    """Label ``(x, y, text)`` points, moving a label down (with a leader line) until it clears the labels placed."""
+    axis.figure.canvas.draw()  # fixes the limits, so data positions map to display points
+    placed = []  # (left, right, bottom) of each label, in points; 7-point text is about 4 points a character
+    for x, y, text in sorted(points, key=lambda point: (-point[1], point[0])):
+        anchor_x, anchor_y = axis.transData.transform((x, y)) * 72 / axis.figure.dpi
+        left, right, drop = anchor_x + 5, anchor_x + 5 + 4 * len(text), 0
+
+        def clashes(bottom):
+            return any(left < other_right and other_left < right and abs(bottom - other_bottom) < 9
+                       for other_left, other_right, other_bottom in placed)
+
+        while clashes(anchor_y + 4 - drop):
+            drop += 9
+        placed.append((left, right, anchor_y + 4 - drop))
+        axis.annotate(text, (x, y), textcoords='offset points', xytext=(5, 4 - drop), fontsize=7,
+                      arrowprops=dict(arrowstyle='-', color='0.6', linewidth=0.5) if drop else None)
+
+
 def write_figure(rows: List[Dict], baseline: float, path: Path, choice: Optional[str] = None) -> Path:
     """Key holder's mIoU (mean over seeds) against the attacker's best and against the thief's best,
     one labelled point per variant."""
@@ -369,9 +388,10 @@ def write_figure(rows: List[Dict], baseline: float, path: Path, choice: Optional
             chosen = row['variant'] == choice
             axis.scatter(row[key], row['authorized_mean'], marker='o' if len(row['authorized']) > 1 else 'x',
                          s=70 if chosen else 35, color='tab:red' if chosen else 'tab:blue', zorder=3)
-            axis.annotate(row['variant'] + (' (default)' if chosen else ''), (row[key], row['authorized_mean']),
-                          textcoords='offset points', xytext=(5, 4), fontsize=7)
         axis.set(xlabel=f'{label} mIoU', ylim=(None, top))
+        _label_points(axis, [(row[key], row['authorized_mean'], row['variant'] + (' (default)' if
+                                                                                   row['variant'] == choice else ''))
+                             for row in measured])
         axis.legend(fontsize=7, loc='lower right')
     axes[0].set_ylabel('key holder mIoU (mean over seeds)')
     figure.suptitle('Protection frontier (o: every seed measured, x: one seed)')
