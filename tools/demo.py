@@ -12,8 +12,8 @@ import argparse
 import shutil
 import warnings
 
-from experiments.demo import run_demo
-from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
+from experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, run_demo
+from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -32,7 +32,7 @@ def main():
     contrastive = parser.add_mutually_exclusive_group()
     contrastive.add_argument('--key-contrastive', nargs='?', type=float, const=KEY_CONTRASTIVE_WEIGHT,
                              metavar='WEIGHT', help='train the protected model key-contrastively with this loss weight'
-                             + (' (the default)' if DEFAULT_KEY_CONTRASTIVE else ''))
+                             + (' (the default)' if DEFAULT_DEMO_KEY_CONTRASTIVE else ''))
     contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
@@ -45,8 +45,8 @@ def main():
     args = parser.parse_args()
     report = run_demo(args.work_dir, args.data_root, args.key_file, args.iterations, args.num_wrong_keys,
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
-                      args.method, args.block_size, None if args.no_key_contrastive else args.key_contrastive
-                      or (KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None))
+                      args.method, args.block_size,
+                      None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

@@ -89,7 +89,7 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
 class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
     """Adds, in training, a negative copy of every image: the batch under a key that is not the key.
 
-    After the batch come one copy of each of its images, encrypted with a fresh
+    After the batch comes one copy of each of its images, encrypted with a fresh
     random key, with a near key (a random share of one part of the key right,
     up to ``max_near_fraction``), or left plain, drawn with the probabilities
     of ``negatives``. The copies' data samples carry

@@ -53,6 +53,11 @@ STAGES = ('generating the data', 'training the unprotected baseline', 'training 
           'publishing the checkpoints to the local zoo')
 
 
+#: The demo's protected model is trained key-contrastively with this loss weight when the default setting is
+#: (None: ordinary protected training).
+DEFAULT_DEMO_KEY_CONTRASTIVE = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None
+
+
 def protected_stem(method: str, block_size: int, key_contrastive: Optional[float] = None) -> str:
     """The config name of a protected demo variant (``-kcW`` for key-contrastive training with weight W)."""
     suffix = '' if not key_contrastive else f'-kc{key_contrastive:g}'
@@ -217,7 +222,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
              iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
              block_size: int = DEFAULT_BLOCK_SIZE,
-             key_contrastive: Optional[float] = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None) -> Dict:
+             key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
     ``key_contrastive``: the loss weight of key-contrastive training, or None
