@@ -9,13 +9,13 @@ All functions work on the key's own layout: an image is cut into M x M blocks
 and each block flattened to ``L = 3 * M * M`` values, (row, column, channel)
 with RGB channels fastest, as :mod:`mmseg_keyprotect.ciphers` defines.
 """
-import warnings
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, block_length
 from ..errors import ImageFormatError, KeyProtectError
+from .assignment import best_swap_search
 
 # Blocks beyond this many are subsampled: the statistics below are settled long before.
 MAX_BLOCKS = 4096
@@ -296,57 +296,13 @@ def estimate_shuffle(encrypted_images: Sequence[np.ndarray], reference_images: S
                             for image in encrypted_images]
     observed = position_statistics(encrypted_images, block_size)
     expected = position_statistics(reference_images, block_size)
-    rng = np.random.default_rng(seed)
-    best, best_score = None, -np.inf
-    for _ in range(max(1, restarts)):
-        source, score = _swap_search(observed, expected, rng.permutation(len(observed[0])))
-        if score > best_score:
-            best, best_score = source, score
-    return best
+    return best_swap_search(observed, expected, restarts, seed)
 
 
 def _layout_xor(xor: np.ndarray, shape: Tuple[int, ...], block_size: int) -> np.ndarray:
     """A per-block XOR vector tiled over an HxWx3 image."""
     block = np.asarray(xor, np.int16).reshape(block_size, block_size, 3)
     return np.tile(block, (shape[0] // block_size, shape[1] // block_size, 1))
-
-
-def _assignment_score(observed: List[np.ndarray], expected: List[np.ndarray], source: np.ndarray) -> float:
-    return float(sum((o * e[np.ix_(source, source)]).sum() for o, e in zip(observed, expected)))
-
-
-def _swap_gains(observed: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """``gains[a, b]``: exact change of ``sum_ij observed[i, j] * expected[i, j]`` when a and b swap.
-
-    ``expected`` is already permuted. Rows a and b and columns a and b change;
-    the sums over them come from two matrix products, and the four entries
-    where a swapped row meets a swapped column are corrected separately.
-    """
-    a, b = observed, expected
-    a_diag, b_diag = np.diag(a), np.diag(b)
-    gains = np.zeros_like(a)
-    for left, right in ((a, b.T), (a.T, b)):  # rows, then columns
-        product = left @ right
-        diagonal = np.diag(product)
-        gains += product + product.T - diagonal[:, None] - diagonal[None, :]
-    gains -= (a_diag[:, None] - a.T) * (b.T - b_diag[:, None]) + (a - a_diag[None, :]) * (b_diag[None, :] - b)
-    gains -= (a_diag[:, None] - a) * (b - b_diag[:, None]) + (a.T - a_diag[None, :]) * (b_diag[None, :] - b.T)
-    gains += (a_diag[:, None] - a_diag[None, :]) * (b_diag[None, :] - b_diag[:, None])
-    gains += (a - a.T) * (b.T - b)
-    return gains
-
-
-def _swap_search(observed: List[np.ndarray], expected: List[np.ndarray], source: np.ndarray,
-                 max_rounds: int = 100000) -> Tuple[np.ndarray, float]:
-    """Steepest-ascent pairwise swaps on ``sum_m sum_ij observed_m[i, j] * expected_m[source_i, source_j]``."""
-    source = source.copy()
-    for _ in range(max_rounds):
-        gains = sum(_swap_gains(o, e[np.ix_(source, source)]) for o, e in zip(observed, expected))
-        a, b = np.unravel_index(np.argmax(gains), gains.shape)
-        if gains[a, b] <= 1e-9:
-            break
-        source[[a, b]] = source[[b, a]]
-    return source, _assignment_score(observed, expected, source)
 
 
 def estimate_ffx_table(encrypted_images: Sequence[np.ndarray], reference_images: Sequence[np.ndarray],
@@ -394,81 +350,3 @@ def undo_ffx(encrypted_images: Sequence[np.ndarray], positions: np.ndarray, tabl
         plain = np.where(mask, inverse[np.clip(image, 0, FFX_DOMAIN - 1)], image).astype(np.uint8)
         results.append(plain)
     return results
-
-
-# ------------------------------------------------------------------ weights only
-def first_convolution(model):
-    """The first convolution that reads the 3-channel image, or None."""
-    from torch import nn
-    return next((m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 3), None)
-
-
-def _spatial_prior(block_size: int, row_shift: int = 0, column_shift: int = 0) -> np.ndarray:
-    """How alike natural first-layer weights are at two plain block positions (the second block shifted)."""
-    rows, columns, channels = np.unravel_index(np.arange(block_length(block_size)), (block_size, block_size, 3))
-    distance = ((rows[None, :] + row_shift * block_size - rows[:, None]) ** 2
-                + (columns[None, :] + column_shift * block_size - columns[:, None]) ** 2)
-    prior = np.exp(-distance / 2.0) * np.where(channels[:, None] == channels[None, :], 1.0, 0.5)
-    if not row_shift and not column_shift:
-        np.fill_diagonal(prior, 0.0)
-    return prior
-
-
-def estimate_shuffle_from_weights(weight: np.ndarray, stride: int, padding: int, block_size: int,
-                                  restarts: int = 8, seed: int = 0) -> Optional[np.ndarray]:
-    """Estimate the shuffle from the stolen model's first convolution alone (no data).
-
-    When the stride is a multiple of M, every kernel tap always reads the same
-    position of the same neighbouring block, so the kernel seen in plain
-    coordinates is the stolen kernel with its taps permuted by the key.
-    Weights of a model trained on natural images vary smoothly across nearby
-    pixels and across the channels of a pixel; the permutation that makes the
-    stolen taps smoothest, within a block and across the neighbouring block,
-    is the estimate (the same quadratic assignment search as
-    :func:`estimate_shuffle`). How well it works depends on how smooth the
-    trained filters are.
-
-    Args:
-        weight (np.ndarray): ``O x 3 x K x K`` kernel of the first convolution (RGB inputs).
-        stride (int), padding (int): of that convolution.
-        block_size (int): M.
-
-    Returns:
-        np.ndarray | None: the estimated composite ``source``, or None when
-        the stride is not a multiple of M (taps then mix block positions).
-    """
-    if stride % block_size:
-        return None
-    length, kernel = block_length(block_size), weight.shape[-1]
-    by_block: Dict[Tuple[int, int], np.ndarray] = {}
-    for row in range(kernel):
-        for column in range(kernel):
-            block_row, within_row = divmod(row - padding, block_size)
-            block_column, within_column = divmod(column - padding, block_size)
-            taps = by_block.setdefault((block_row, block_column), np.full((weight.shape[0], length), np.nan))
-            for channel in range(3):
-                taps[:, (within_row * block_size + within_column) * 3 + channel] = weight[:, channel, row, column]
-    observed, expected = [], []
-    for (block_row, block_column), taps in by_block.items():
-        for row_shift, column_shift in ((0, 0), (0, 1), (1, 0)):
-            other = by_block.get((block_row + row_shift, block_column + column_shift))
-            if other is not None:
-                observed.append(_tap_correlation(taps, other))
-                expected.append(_spatial_prior(block_size, row_shift, column_shift))
-    rng = np.random.default_rng(seed)
-    best, best_score = None, -np.inf
-    for _ in range(max(1, restarts)):
-        source, score = _swap_search(observed, expected, rng.permutation(length))
-        if score > best_score:
-            best, best_score = source, score
-    return best
-
-
-def _tap_correlation(left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Correlation over output filters of every pair of positions; 0 where a tap is missing."""
-    def standardised(taps):
-        with warnings.catch_warnings():  # positions no tap reads are all-NaN columns: they become 0
-            warnings.simplefilter('ignore', RuntimeWarning)
-            centred = taps - np.nanmean(taps, axis=0)
-            return np.nan_to_num(centred / (np.nanstd(taps, axis=0) + 1e-8))
-    return standardised(left).T @ standardised(right) / left.shape[0]

@@ -11,7 +11,8 @@ Sections (``docs/en/threat_model.md`` describes the attackers):
 * near keys: mIoU as a growing share of the key is right;
 * known plaintext: the key recovered from 1, 2, 5 plain/encrypted pairs;
 * ciphertext only: the key estimated from encrypted images alone;
-* weights only: a shuffle key estimated from the stolen first convolution, with no data;
+* weights only: the key estimated from the stolen first convolution, with no labels (plain
+  unlabelled images only pick between candidates), and a bounded search from there;
 * learning attacks with k labelled plain images (adapter, fine-tuning, and
   training from scratch as the floor).
 
@@ -30,6 +31,7 @@ from mmengine.config import Config
 from ..apis.inference import ProtectedInferencer
 from ..apis.runners import use_key_file
 from ..config.loading import load_config
+from ..config.pipelines import encrypt_settings
 from ..crypto.ciphers import FFX_METHODS, BlockCipher
 from ..crypto.keys import SecretKey
 from ..crypto.near_keys import key_parts, near_key
@@ -38,16 +40,16 @@ from .key_recovery import (
     estimate_ffx_table,
     estimate_flips,
     estimate_shuffle,
-    estimate_shuffle_from_weights,
     find_ffx_positions,
-    first_convolution,
     key_agreement,
     recover_known_plaintext,
     undo_ffx,
 )
+from .key_search import local_search, oracle_separation, pick_candidate
 from .labelled_images import LabelledImages, encrypt_with, load_labelled_images, plain_dataset_config, score
 from .learning_attacks import attacks_for, evaluation_points, train_attack
 from .metrics import chance_levels, summarize
+from .weights_only import estimate_key_from_weights, model_stem
 
 NEAR_KEY_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 KNOWN_PLAINTEXT_PAIRS = (1, 2, 5)
@@ -104,6 +106,8 @@ class ProtectionEvaluation:
         self.cfg = self.inferencer.model.cfg
         self.model = self.inferencer.model
         self.cipher: BlockCipher = self.inferencer.cipher
+        # How the pipeline stores images (mmcv loads BGR), which decides what the first convolution reads.
+        self.channel_order = encrypt_settings(self.cfg)[0].get('channel_order', 'bgr')
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.test_data = load_labelled_images(plain_dataset_config(self.cfg, 'test'), num_images, seed)
@@ -183,20 +187,41 @@ class ProtectionEvaluation:
                               'is reported (an attacker holding the model tries both)')
         return result
 
-    def weights_only(self) -> Dict:
-        """Estimate a shuffle key from the first convolution of the stolen weights, with no data at all."""
-        convolution = first_convolution(self.model)
-        if self.inferencer.method != 'shuffle' or convolution is None:
-            return dict(note='attempted for shuffle keys only (a first convolution reading the image is needed)')
+    def weights_only(self, num_images: int = 16, search_budget: int = 200, num_wrong_keys: int = 5) -> Dict:
+        """The thief with the weights and no labels: the key read off the model's first convolution.
+
+        Step 1 uses the weights only (:mod:`.weights_only`). Where they leave
+        candidates (an NP estimate and its complement), the model's prediction
+        diversity on ``num_images`` plain, unlabelled training images picks
+        one (:mod:`.key_search`). Step 2, ``search``, spends at most
+        ``search_budget`` further such evaluations on single flips and swaps
+        where the weights were least certain. ``oracles`` is the evaluator's
+        check of that choice: how each label-free statistic rates the true
+        key against plain images and ``num_wrong_keys`` random keys.
+        """
+        stem = model_stem(self.model, self.channel_order)
+        if stem is None:
+            return dict(note='no plain convolution reads the 3-channel image (grouped, dilated or absent): '
+                             'the weights-only attack needs one')
         started = time.perf_counter()
-        source = estimate_shuffle_from_weights(convolution.weight.detach().cpu().numpy(), convolution.stride[0],
-                                               convolution.padding[0], self.cipher.block_size, seed=self.seed)
-        if source is None:
-            return dict(note=f'the first convolution\'s stride {convolution.stride[0]} is not a multiple of M: '
-                             'its taps mix block positions')
-        estimate = BlockCipher.from_map(source, np.zeros(self.cipher.length, np.int64), self.cipher.block_size)
-        return dict(mIoU=self.miou(estimate), agreement=key_agreement(estimate, self.cipher),
-                    seconds=time.perf_counter() - started)
+        estimate = estimate_key_from_weights(stem, self.inferencer.method, self.cipher.block_size, seed=self.seed)
+        images = self.train_data.subset(np.random.default_rng(self.seed).choice(
+            len(self.train_data), min(num_images, len(self.train_data)), replace=False))
+        chosen, values = pick_candidate(self.model, images, estimate.candidates)
+        estimated = estimate.candidates[chosen]
+        result = dict(uses=f'the first convolution; {len(images)} plain unlabelled images to pick among '
+                           f'{len(estimate.candidates)} candidate(s) and to search',
+                      structure=estimate.structure, phases=estimate.phases, candidates=len(estimate.candidates),
+                      seconds=time.perf_counter() - started, mIoU=self.miou(estimated),
+                      agreement=key_agreement(estimated, self.cipher))
+        searched, info = local_search(self.model, images, estimated, estimate.uncertain_flips,
+                                      estimate.uncertain_swaps, search_budget)
+        result['search'] = dict(info, budget=search_budget, mIoU=self.miou(searched),
+                                agreement=key_agreement(searched, self.cipher))
+        wrong = [SecretKey.generate().cipher(self.inferencer.method, self.cipher.block_size)
+                 for _ in range(num_wrong_keys)]
+        result['oracles'] = oracle_separation(self.model, images, self.cipher, [None] + wrong)
+        return result
 
     def _reference_images(self, count: int) -> list:
         """Unrelated plain images (the training split), the same draw on every call."""

@@ -1,12 +1,10 @@
 import numpy as np
 import pytest
 
-from mmseg_keyprotect.attacks import key_recovery
 from mmseg_keyprotect.attacks.key_recovery import (
     estimate_ffx_table,
     estimate_flips,
     estimate_shuffle,
-    estimate_shuffle_from_weights,
     find_ffx_positions,
     image_blocks,
     key_agreement,
@@ -117,18 +115,6 @@ def test_shuffle_estimate_beats_chance_by_far_at_m4(images, reference_images):
     assert placed_pixels(source, truth.source, 4) >= 0.5
 
 
-def test_swap_gains_are_exact():
-    rng = np.random.default_rng(1)
-    observed, expected = rng.normal(size=(7, 7)), rng.normal(size=(7, 7))
-    gains = key_recovery._swap_gains(observed, expected)
-    base = (observed * expected).sum()
-    for a in range(7):
-        for b in range(7):
-            order = np.arange(7)
-            order[[a, b]] = order[[b, a]]
-            assert (observed * expected[np.ix_(order, order)]).sum() - base == pytest.approx(gains[a, b])
-
-
 def test_agreement_of_a_wrong_key_is_low():
     truth, other = (SecretKey.generate().cipher('shuffle', 4) for _ in range(2))
     agreement = key_agreement(other, truth)
@@ -169,38 +155,3 @@ def test_ffx_table_estimate_matches_value_frequencies(images):
     most_frequent = int(np.argmax(counts))
     assert table[most_frequent] == truth.ffx_table[most_frequent]
     BlockCipher.from_map(truth.source, truth.xor, 4, truth.ffx_mask, table)  # usable as an estimated key
-
-
-def smooth_first_layer(rng, filters=32, kernel=7):
-    """Gabor-like filters, mostly on luminance, as first layers trained on natural images tend to be."""
-    y, x = np.mgrid[0:kernel, 0:kernel] - kernel // 2
-    weight = np.zeros((filters, 3, kernel, kernel))
-    for index in range(filters):
-        angle, frequency, width = rng.uniform(0, np.pi), rng.uniform(0.2, 0.8), rng.uniform(1.5, 3.0)
-        wave = np.cos(frequency * (x * np.cos(angle) + y * np.sin(angle)) + rng.uniform(0, 2 * np.pi))
-        weight[index] = (1 + 0.3 * rng.normal(size=3))[:, None, None] * (np.exp(-(x ** 2 + y ** 2) / (2 * width ** 2))
-                                                                         * wave)[None]
-    return weight
-
-
-def test_shuffle_estimate_from_smooth_weights_beats_chance():
-    """A model that learned smooth filters on shuffled blocks holds them with permuted taps; making the taps
-    smooth again places pixels far above chance (1/16 of the 16 pixel positions)."""
-    rng = np.random.default_rng(3)
-    size, kernel, padding = 4, 7, 3
-    plain = smooth_first_layer(rng)
-    truth = BlockCipher.from_map(rng.permutation(48), np.zeros(48, np.int64), size)
-    stolen = np.zeros_like(plain)
-    for row in range(kernel):
-        for column in range(kernel):
-            block_row, within_row = divmod(row - padding, size)
-            block_column, within_column = divmod(column - padding, size)
-            for channel in range(3):
-                source = truth.source[(within_row * size + within_column) * 3 + channel]
-                plain_row = block_row * size + source // (3 * size) + padding
-                plain_column = block_column * size + source // 3 % size + padding
-                if 0 <= plain_row < kernel and 0 <= plain_column < kernel:
-                    stolen[:, channel, row, column] = plain[:, source % 3, plain_row, plain_column]
-    estimate = estimate_shuffle_from_weights(stolen, 4, padding, size)
-    assert placed_pixels(estimate, truth.source, size) > 0.3
-    assert estimate_shuffle_from_weights(stolen, 2, padding, size) is None  # stride 2 mixes block positions

@@ -54,6 +54,9 @@ def main():
     parser.add_argument('--trimmed', action='store_true',
                         help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
                              f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
+    parser.add_argument('--from-results', metavar='FILE',
+                        help='start from the measurements of a results file (variants not yet in --work-dir); '
+                             'models are trained again only where an attack needs them and must score as recorded')
     parser.add_argument('--report-only', action='store_true',
                         help='measure nothing: apply the rule to what frontier.json holds and write the outputs')
     parser.add_argument('--results-file', help='write the rows, the decision, the command, date and machine as JSON '
@@ -63,6 +66,8 @@ def main():
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations)
+    if args.from_results:
+        study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(
         study, [parse_variant(v) for v in args.variants], args.candidate_margin, args.all_seeds)
     rows = frontier_rows(study.state)
