@@ -15,9 +15,10 @@ from typing import Dict, List, Optional, Union
 import torch
 import yaml
 
-from .checkpoint import checkpoint_key, is_locked, save_locked_checkpoint, unlocking_with
+from .checkpoint import is_locked, save_locked_checkpoint
 from .checkpoint.mmengine_io import load_local_checkpoint
 from .config.loading import plugin_config_dir
+from .crypto.run_key import RunKey
 from .errors import KeyProtectError
 
 # What a deployed checkpoint does not need: training state only.
@@ -42,15 +43,15 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     over the published file, so ``tools/zoo.py verify`` needs no key.
     """
     locked = is_locked(checkpoint)
-    with unlocking_with(key_file):
-        state = load_local_checkpoint(str(checkpoint), map_location='cpu')
+    run_key = RunKey.load(key_file) if locked else None
+    state = load_local_checkpoint(str(checkpoint), map_location='cpu')
     for key in TRAINING_STATE:
         state.pop(key, None)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f'{config_stem}.publishing.pth'
     if locked:
-        save_locked_checkpoint(state, staging, checkpoint_key(key_file))
+        save_locked_checkpoint(state, staging, run_key.key)
     else:
         torch.save(state, staging)
     final = out_dir / f'{config_stem}_{time.strftime("%Y%m%d_%H%M%S")}-{sha256_of(staging)[:8]}.pth'

@@ -11,6 +11,7 @@ sys.path.insert(0, str(REPO))
 from mmseg.utils import register_all_modules  # noqa: E402
 
 import mmseg_keyprotect  # noqa: E402,F401
+from mmseg_keyprotect.crypto import RunKey  # noqa: E402
 from mmseg_keyprotect.crypto.keys import write_random_key  # noqa: E402
 
 # Tests build pipelines with mmcv's Compose, which looks types up in the default scope.
@@ -19,6 +20,14 @@ register_all_modules(init_default_scope=True)
 
 def pytest_configure(config):
     config.addinivalue_line('markers', 'slow: long, thorough tests (run with -m slow)')
+
+
+@pytest.fixture(autouse=True)
+def fresh_run_key():
+    """Each test is its own run: no key loaded by an earlier test stays current."""
+    RunKey.forget_all()
+    yield
+    RunKey.forget_all()
 
 
 @pytest.fixture

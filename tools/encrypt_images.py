@@ -17,7 +17,7 @@ import sys
 
 from mmseg_keyprotect.apis import plan_outputs, transform_files
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
-from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.crypto.ciphers import enumerable_warning
 from mmseg_keyprotect.errors import KeyProtectError
 
@@ -44,7 +44,7 @@ def parse_args():
 
 def main() -> int:
     args = parse_args()
-    key = load_key(args.key_file)
+    key = RunKey.load(args.key_file).key
     cipher = key.cipher(args.method, args.block_size)
     warning = enumerable_warning(args.method, args.block_size)
     if warning:

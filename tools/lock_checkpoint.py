@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from mmseg_keyprotect.checkpoint import LockedCheckpointError, is_locked, load_locked_checkpoint, save_locked_checkpoint
-from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -28,7 +28,7 @@ def main():
     parser.add_argument('--unlock', action='store_true', help='write a plain checkpoint (for export)')
     parser.add_argument('--force', action='store_true', help='replace an existing output')
     args = parser.parse_args()
-    key = load_key(args.key_file)
+    key = RunKey.load(args.key_file).key
     output = Path(args.output)
     if output.exists() and not args.force:
         raise LockedCheckpointError(f'{output} exists; nothing was written (pass --force to replace it)')

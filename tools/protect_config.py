@@ -16,6 +16,7 @@ from mmseg_keyprotect.config import (
     protect_config,
     write_leaf_config,
 )
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -26,7 +27,8 @@ def parse_args():
                         help=f'method or chain: shuffle, np, ffx, ffx8, shuffle+np, ... (default {DEFAULT_METHOD})')
     parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
                         help=f'block size M (default {DEFAULT_BLOCK_SIZE})')
-    parser.add_argument('--key-file', help='write this key file path into the config (default: read at run time)')
+    parser.add_argument('--key-file', help='check this key file against the setting and name it in the config (the '
+                        'path only; default: the key is named at run time by --key-file or $KEYPROTECT_KEY_FILE)')
     parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
     parser.add_argument('--on-device', action='store_true',
                         help='encrypt whole batches on the model device (KeyProtectDataPreProcessor)')
@@ -44,6 +46,10 @@ def parse_args():
 
 def main():
     args = parse_args()
+    if args.key_file is not None:
+        run_key = RunKey.load(args.key_file)
+        run_key.cipher(args.method, args.block_size)
+        run_key.require_lockable('checkpoints of protected runs are written locked')
     protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
                                       on_device=args.on_device,
                                       key_contrastive=False if args.no_key_contrastive else None

@@ -9,9 +9,9 @@ from .image_encryption import (
                                write_image,
 )
 from .inference import ProtectedInferencer
-from .runners import build_test_runner, build_train_runner, use_key_file
+from .runners import build_test_runner, build_train_runner, prepare_run_key
 
 __all__ = [
     'EncryptionRecord', 'list_images', 'plan_outputs', 'read_image', 'read_record', 'transform_files',
-    'write_image', 'ProtectedInferencer', 'build_test_runner', 'build_train_runner', 'use_key_file'
+    'write_image', 'ProtectedInferencer', 'build_test_runner', 'build_train_runner', 'prepare_run_key'
 ]

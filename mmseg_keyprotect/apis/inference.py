@@ -21,13 +21,13 @@ from mmcv.transforms import Compose
 from mmengine.config import Config
 from mmseg.apis import MMSegInferencer
 
-from ..checkpoint.mmengine_io import unlocking_with
+from ..checkpoint.locked import LockedCheckpointError, is_locked
 from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
-from ..config.pipelines import ENCRYPT, PACK, encrypt_settings, transform_type
+from ..config.pipelines import ENCRYPT, PACK, encrypt_settings
 from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, parse_method
-from ..crypto.keys import load_key
+from ..crypto.run_key import RunKey
 from ..errors import ConfigError, ImageFormatError
 from .image_encryption import IMAGE_SUFFIXES, read_image, read_record
 
@@ -44,7 +44,7 @@ class ProtectedInferencer(MMSegInferencer):
         model (str | Config): the protected config (its test pipeline says how
             images are resized; its BlockwiseEncrypt says method and M).
         weights (str): checkpoint file; its key fingerprint must match.
-        key_file (str, optional): the key; default ``$KEYPROTECT_KEY_FILE``.
+        key_file (str, optional): the key; default the run's key (``$KEYPROTECT_KEY_FILE``).
             Not used with ``encrypted_input``.
         device (str, optional): ``'cpu'``, ``'cuda'``, ... Default: CUDA if available.
         encrypted_input (bool): images arrive encrypted; no key is loaded.
@@ -72,17 +72,20 @@ class ProtectedInferencer(MMSegInferencer):
         self.method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
         self.block_size = settings[0].get('block_size', 4)
         self.encrypted_input = encrypted_input
-        self.key_file, self.cipher, self.record = key_file, None, None
-        self._key_source = None
+        self.cipher: Optional[BlockCipher] = None
+        self.run_key: Optional[RunKey] = None
+        self.record = None
         if not encrypted_input:
-            key = load_key(key_file)
-            self.cipher: Optional[BlockCipher] = key.cipher(self.method, self.block_size)
-            self._key_source = key.source
+            # The run's key from here on: the pipeline's transform and the locked-checkpoint loader use it.
+            self.run_key = RunKey.load(key_file)
+            self.cipher = self.run_key.cipher(self.method, self.block_size)
+        elif is_locked(weights):
+            raise LockedCheckpointError(
+                f'{weights} is locked under the model\'s key, which a server of encrypted images does not hold: '
+                'serve an unlocked copy (tools/lock_checkpoint.py --unlock, run by the key holder)')
         self._checkpoint_name = str(weights)
         self.input_names: List[str] = []
-        # Locked checkpoints unlock with the same key file (a server with encrypted_input needs an unlocked one).
-        with unlocking_with(key_file):
-            super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
+        super().__init__(cfg, str(weights), classes, palette, dataset_name, device)
         meta = self.model.dataset_meta or {}
         self.visualizer.set_dataset_meta(classes or meta.get('classes'), palette or meta.get('palette'), dataset_name)
 
@@ -97,17 +100,13 @@ class ProtectedInferencer(MMSegInferencer):
             warnings.warn(f'{self._checkpoint_name} has no mmseg-keyprotect record: the key cannot be checked '
                           'against it, and a wrong key would give poor predictions without an error')
         elif self.cipher is not None:
-            check_checkpoint_key(self.record, self.method, self.cipher, self._key_source, self._checkpoint_name)
+            check_checkpoint_key(self.record, self.method, self.cipher, self.run_key.source, self._checkpoint_name)
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         if self.encrypted_input:
             return Compose([self._load_encrypted, dict(type=PACK)])
         # mmseg edits the pipeline it is given; the model's config keeps its own (annotations included).
-        cfg = copy.deepcopy(cfg)
-        for step in cfg.test_dataloader.dataset.pipeline:
-            if transform_type(step) == ENCRYPT and self.key_file is not None:
-                step['key_file'] = self.key_file
-        pipeline = super()._init_pipeline(cfg)
+        pipeline = super()._init_pipeline(copy.deepcopy(cfg))
         self._encrypt = next(t for t in pipeline.transforms if type(t).__name__ == ENCRYPT)
         return pipeline
 

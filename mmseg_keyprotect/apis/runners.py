@@ -4,7 +4,6 @@
 :func:`build_train_runner` and :func:`build_test_runner`; the differences
 from mmseg's own tools are the ``key_file`` argument and the plugin import.
 """
-import os
 import os.path as osp
 from typing import Optional
 
@@ -13,21 +12,46 @@ from mmengine.runner import Runner
 
 from ..config.check import check_config
 from ..config.loading import resolve_config_path
-from ..config.pipelines import encrypt_settings
-from ..crypto.keys import KEY_FILE_ENV, load_key
+from ..config.pipelines import HOOK, encrypt_settings, preprocessor_encrypts, transform_type
+from ..crypto.run_key import RunKey
+from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError
 
 
-def use_key_file(key_file: Optional[str]) -> None:
-    """Point ``BlockwiseEncrypt`` (in this process and its workers) at a key file.
+def prepare_run_key(cfg: Config, key_file: Optional[str] = None, training: bool = False) -> Optional[RunKey]:
+    """Load the run's key once, and check everything the run will need from it before anything is built.
 
-    Only the path travels, through ``$KEYPROTECT_KEY_FILE``; the key is
-    validated here so that a bad file fails before any model is built.
+    A config that encrypts nothing needs no key (None). Otherwise: the
+    pipelines must all be protected alike; the key is ``key_file``, else the
+    one the config names, else ``$KEYPROTECT_KEY_FILE``; it must have a
+    sub-key for every method and block size the config uses (an exported-array
+    key holds one); and a training run that writes locked checkpoints (the
+    hook's default) needs a key with secret material to lock them with.
+
+    Raises:
+        ConfigError: pipelines that disagree, or two key files named.
+        KeyFileError: a missing, invalid or unsuitable key.
     """
-    if key_file is None:
-        return
-    load_key(key_file)
-    os.environ[KEY_FILE_ENV] = osp.abspath(osp.expanduser(key_file))
+    settings = encrypt_settings(cfg)
+    if not settings:
+        return None
+    refuse_partly_protected(cfg)
+    preprocessor = cfg.model.get('data_preprocessor') or {}
+    if preprocessor_encrypts(preprocessor):
+        settings = settings + [preprocessor]
+    resolved = [transform_settings(setting) for setting in settings]
+    named = {osp.abspath(osp.expanduser(s['key_file'])) for s in resolved if s['key_file']}
+    if len(named) > 1:
+        raise ConfigError(f'the config names several key files ({", ".join(sorted(named))}); a run has one key')
+    if key_file is not None and named and named != {osp.abspath(osp.expanduser(key_file))}:
+        raise ConfigError(f'--key-file {key_file} given, but the config names the key file {named.pop()}')
+    run_key = RunKey.load(key_file if key_file is not None else next(iter(named), None))
+    for setting in {(s['method'], s['block_size']) for s in resolved}:
+        run_key.cipher(*setting)
+    hook = next((h for h in cfg.get('custom_hooks') or [] if transform_type(h) == HOOK), None)
+    if training and hook is not None and hook.get('lock_checkpoints', True):
+        run_key.require_lockable()
+    return run_key
 
 
 def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
@@ -84,15 +108,15 @@ def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Op
 
     Args:
         config (str): config path.
-        key_file (str, optional): key file; default ``$KEYPROTECT_KEY_FILE``.
+        key_file (str, optional): key file; default the one the config names, else ``$KEYPROTECT_KEY_FILE``.
         work_dir (str, optional): default ``./work_dirs/<config name>``.
         resume (bool): resume from the latest checkpoint in the work dir.
         amp (bool): automatic mixed precision (``AmpOptimWrapper``).
         cfg_options (dict, optional): overrides, as ``--cfg-options``.
         launcher (str): ``none``, ``pytorch``, ``slurm`` or ``mpi``.
     """
-    use_key_file(key_file)
     cfg = load_run_config(config, cfg_options, launcher, work_dir)
+    prepare_run_key(cfg, key_file, training=True)
     if amp:
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
@@ -100,7 +124,6 @@ def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Op
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     cfg.resume = resume
-    refuse_partly_protected(cfg)
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)
 
@@ -121,7 +144,6 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
     """
     if not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
-    use_key_file(key_file)
     cfg = load_run_config(config, cfg_options, launcher, work_dir)
     cfg.load_from = checkpoint
     if show or show_dir:
@@ -140,6 +162,6 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
         cfg.model = cfg.tta_model
     if out is not None:
         cfg.test_evaluator.update(output_dir=out, keep_results=True)
-    refuse_partly_protected(cfg)
+    prepare_run_key(cfg, key_file)
     prepare_cpu_distributed(cfg)
     return Runner.from_cfg(cfg)

@@ -29,7 +29,6 @@ import numpy as np
 from mmengine.config import Config
 
 from ..apis.inference import ProtectedInferencer
-from ..apis.runners import use_key_file
 from ..config.loading import load_config
 from ..config.pipelines import encrypt_settings
 from ..crypto.ciphers import FFX_METHODS, BlockCipher
@@ -86,7 +85,7 @@ class ProtectionEvaluation:
     Args:
         config (str | Config): the protected config.
         checkpoint (str): the protected checkpoint.
-        key_file (str, optional): its key; default ``$KEYPROTECT_KEY_FILE``.
+        key_file (str, optional): its key; default the run's key (``$KEYPROTECT_KEY_FILE``).
         device (str): where the model runs.
         num_images (int, optional): score on this many test images (a seeded
             subset); all by default.
@@ -98,7 +97,6 @@ class ProtectionEvaluation:
     def __init__(self, config: Union[str, Config], checkpoint: str, key_file: Optional[str] = None,
                  device: str = 'cpu', num_images: Optional[int] = None, seed: int = 0,
                  cfg_options: Optional[dict] = None):
-        use_key_file(key_file)
         cfg = load_config(config)
         if cfg_options:
             cfg.merge_from_dict(cfg_options)

@@ -7,12 +7,12 @@ from .locked import (
                      unlock,
                      write_locked,
 )
-from .mmengine_io import LOCKED_BACKEND, LockedLocalBackend, checkpoint_key, unlocking_with
+from .mmengine_io import LOCKED_BACKEND, LockedLocalBackend
 from .record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from .safe_loading import allow_checkpoint_globals
 
 __all__ = [
     'LockedCheckpointError', 'is_locked', 'load_locked_checkpoint', 'save_locked_checkpoint', 'unlock',
-    'write_locked', 'LOCKED_BACKEND', 'LockedLocalBackend', 'checkpoint_key', 'unlocking_with',
+    'write_locked', 'LOCKED_BACKEND', 'LockedLocalBackend',
     'CHECKPOINT_META_KEY', 'check_checkpoint_key', 'protection_record', 'allow_checkpoint_globals'
 ]

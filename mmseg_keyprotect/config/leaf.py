@@ -23,6 +23,7 @@ from .pipelines import (
     HOOK,
     PACK,
     dataset_pipelines,
+    encrypt_settings,
     preprocessor_encrypts,
     transform_type,
 )
@@ -81,11 +82,16 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
     """
     base = stock_cfg if stock_cfg is not None else load_config(stock)
     settings = dict(type=ENCRYPT, method=method, block_size=block_size)
+    key_file = next((s['key_file'] for s in encrypt_settings(protected) if s.get('key_file')), None)
+    if key_file:
+        settings['key_file'] = key_file
     preprocessor = protected.model.get('data_preprocessor') or {}
     on_device = preprocessor_encrypts(preprocessor)
     if on_device:
         settings['on_device'] = True
     lines = [f'# {Path(stock).stem}, protected: block-wise {method}, M = {block_size}.',
+             f'# The key is read at run time from {key_file} (a path, not the key): this file holds no secret.'
+             if key_file else
              '# The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.']
     lines += [textwrap.fill(f'Changed for block alignment: {note}', 100, initial_indent='# ', subsequent_indent='#   ')
               for note in notes]
@@ -113,10 +119,13 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
             model['negative_weight'] = protected.model.negative_weight
         model['data_preprocessor'] = dict(type=CONTRASTIVE_PREPROCESSOR, method=method, block_size=block_size,
                                           on_device=on_device)
+        if key_file:
+            model['data_preprocessor']['key_file'] = key_file
         model['data_preprocessor'].update({k: preprocessor[k] for k in ('negatives', 'max_near_fraction')
                                            if k in preprocessor})
     elif on_device:
-        model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=method, block_size=block_size)
+        model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=method, block_size=block_size,
+                                          **(dict(key_file=key_file) if key_file else {}))
     if model:
         lines.append('model = ' + _wrapped_call(model, len('model = ')))
     hooks = [h for h in protected.custom_hooks if transform_type(h) == HOOK]

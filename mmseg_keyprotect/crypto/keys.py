@@ -70,7 +70,6 @@ LEGACY_PASSWORD_ENV = 'KEYPROTECT_LEGACY_FFX_PASSWORD'
 LEGACY_DEFAULT_PASSWORD = 'password'
 # Password keys store a verifier; 12 random characters put offline guessing out of reach at one scrypt a guess.
 MIN_PASSWORD_LENGTH = 12
-KEY_FILE_ENV = 'KEYPROTECT_KEY_FILE'
 MATERIAL_BYTES = 32
 # Exported arrays of the largest block sizes stay far below this; anything larger is not a key file.
 MAX_KEY_FILE_BYTES = 4 * 2**20
@@ -363,10 +362,14 @@ def export_arrays(key: Key, method, block_size: int) -> dict:
     return document
 
 
-def password_from_environment(variable: str = PASSWORD_ENV, what: str = 'key file') -> str:
+def password_from_environment(variable: str = PASSWORD_ENV, what: str = 'key file', prompt: bool = True) -> str:
+    """The password in ``$variable``, else one typed at a prompt (when ``prompt`` and a terminal allow)."""
     password = os.environ.get(variable)
     if password:
         return password
+    if not prompt:
+        raise KeyFileError(f'{what} is password-protected and several processes run (none of them can prompt): '
+                           f'set {variable}')
     if sys.stdin is not None and sys.stdin.isatty():
         return getpass.getpass(f'Password for {what}: ')
     raise KeyFileError(f'{what} is password-protected: set {variable} or run interactively to be prompted')
@@ -378,26 +381,26 @@ def _require(document: dict, field: str, path: str):
     return document[field]
 
 
-def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None,
-             password_env: str = PASSWORD_ENV, warn_permissions: bool = True) -> Key:
+def load_key(path: Union[str, Path], password: Optional[str] = None, password_env: str = PASSWORD_ENV,
+             warn_permissions: bool = True, prompt: bool = True) -> Key:
     """Load any key file: random, password, legacy or exported arrays.
 
+    A run loads its key once, through
+    :meth:`~mmseg_keyprotect.crypto.run_key.RunKey.load`, which also reads
+    ``$KEYPROTECT_KEY_FILE`` when no path is given.
+
     Args:
-        path (str | Path | None): the key file; ``None`` reads the path from
-            the environment variable ``KEYPROTECT_KEY_FILE``.
+        path (str | Path): the key file.
         password (str | None): for password key files; otherwise read from
             ``password_env`` or a prompt.
         password_env (str): environment variable holding the password.
         warn_permissions (bool): warn when the file is readable by group or
             others.
+        prompt (bool): whether a password may be asked for at the terminal.
 
     Raises:
         KeyFileError: naming the file and what is wrong with it.
     """
-    if path is None:
-        path = os.environ.get(KEY_FILE_ENV)
-        if not path:
-            raise KeyFileError(f'no key file given, and the environment variable {KEY_FILE_ENV} is not set')
     path = Path(path).expanduser()
     if not path.is_file():
         raise KeyFileError(f'key file {path} does not exist' if not path.exists() else f'{path} is not a file')
@@ -450,7 +453,7 @@ def load_key(path: Union[str, Path, None] = None, password: Optional[str] = None
             raise KeyFileError(f'{path}: scrypt with n = {n}, r = {r} needs more than 1 GiB; not a key file of ours')
         stored = _fingerprint(document, source)
         if password is None:
-            password = password_from_environment(password_env, f'key file {path}')
+            password = password_from_environment(password_env, f'key file {path}', prompt)
         key = SecretKey(_scrypt(password, salt, n, r, p), source)
         if not hmac.compare_digest(key.fingerprint, stored):
             raise KeyFileError(f'wrong password for key file {path}')

@@ -8,8 +8,9 @@ from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
 from ..crypto.ciphers import BlockCipher, check_channel_order, parse_method
-from ..crypto.keys import MATERIAL_BYTES, SecretKey, load_key
+from ..crypto.keys import MATERIAL_BYTES, SecretKey
 from ..crypto.near_keys import key_parts, near_key
+from ..crypto.run_key import RunKey
 from ..errors import ConfigError
 
 #: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
@@ -32,7 +33,7 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
     Args:
         method (str | Sequence[str]): as ``BlockwiseEncrypt``. Defaults to ``'shuffle'``.
         block_size (int): as ``BlockwiseEncrypt``. Defaults to 4.
-        key_file (str, optional): key file; default ``$KEYPROTECT_KEY_FILE``.
+        key_file (str, optional): a key file for this config alone; default the run's key.
         channel_order (str): channel order of the packed images; mmcv loads
             BGR. Defaults to ``'bgr'``.
         **kwargs: ``SegDataPreProcessor`` arguments (mean, std, bgr_to_rgb,
@@ -49,7 +50,7 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
         self.method = '+'.join(parse_method(method))
         self.key_file = key_file
         self.channel_order = channel_order
-        self.cipher: BlockCipher = load_key(key_file).cipher(self.method, block_size)
+        self.cipher: BlockCipher = RunKey.current(key_file).cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
         self._active: Optional[BlockCipher] = self.cipher
 

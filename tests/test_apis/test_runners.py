@@ -1,19 +1,9 @@
-import os
 from pathlib import Path
 
 import pytest
 
-from mmseg_keyprotect.apis.runners import build_test_runner, build_train_runner, load_run_config, use_key_file
-from mmseg_keyprotect.errors import ConfigError, KeyFileError
-
-
-def test_use_key_file_validates_then_exports_the_path(key_file, monkeypatch, tmp_path):
-    monkeypatch.delenv('KEYPROTECT_KEY_FILE', raising=False)
-    use_key_file(key_file)
-    assert os.environ['KEYPROTECT_KEY_FILE'] == os.path.abspath(key_file)
-    (tmp_path / 'bad.key').write_text('{}')
-    with pytest.raises(KeyFileError):
-        use_key_file(str(tmp_path / 'bad.key'))
+from mmseg_keyprotect.apis.runners import build_test_runner, build_train_runner, load_run_config
+from mmseg_keyprotect.errors import ConfigError
 
 
 def test_load_config_accepts_mmseg_names_and_sets_work_dir():
@@ -47,3 +37,64 @@ test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
                                             tta=True)):
         with pytest.raises(ConfigError, match=r'(?s)some pipelines but not all.*tta_pipeline.*no BlockwiseEncrypt'):
             build()
+
+
+PROTECTED = 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128_np-m4.py'
+
+
+def tiny(data_root, iterations=2) -> dict:
+    options = {'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
+               'default_hooks.checkpoint.interval': iterations, 'train_dataloader.batch_size': 2}
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        options.update({f'{loader}.num_workers': 0, f'{loader}.persistent_workers': False,
+                        f'{loader}.dataset.data_root': str(data_root)})
+    return options
+
+
+def test_a_password_key_is_derived_once_for_train_test_and_inference(tmp_path, shapes_root, monkeypatch):
+    """One process trains (locked checkpoints), tests and infers with a password key: one scrypt derivation,
+    no prompt, although the transform, the preprocessor, the hook, the checkpoint backend and loader and the
+    inferencer all use the key."""
+    from mmseg_keyprotect.apis import ProtectedInferencer
+    from mmseg_keyprotect.crypto import keys as key_module
+    from mmseg_keyprotect.crypto.keys import write_password_key
+    key = tmp_path / 'password.key'
+    write_password_key(key, 'correct horse battery staple')
+    monkeypatch.setenv('KEYPROTECT_PASSWORD', 'correct horse battery staple')
+    monkeypatch.setattr('getpass.getpass', lambda *_: pytest.fail('prompted for the password'))
+    derivations = []
+    original = key_module._scrypt
+    monkeypatch.setattr(key_module, '_scrypt', lambda *a, **k: derivations.append(1) or original(*a, **k))
+    build_train_runner(PROTECTED, key_file=str(key), work_dir=str(tmp_path / 'work'),
+                       cfg_options=tiny(shapes_root)).train()
+    checkpoint = str(tmp_path / 'work' / 'iter_2.pth')
+    build_test_runner(PROTECTED, checkpoint, key_file=str(key), work_dir=str(tmp_path / 'work'),
+                      cfg_options=tiny(shapes_root)).test()
+    inferencer = ProtectedInferencer(PROTECTED, checkpoint, key_file=str(key), device='cpu')
+    inferencer(str(next((Path(shapes_root) / 'img_dir' / 'val').iterdir())))
+    assert len(derivations) == 1
+
+
+def test_what_a_run_needs_from_its_key_is_checked_before_anything_is_built(tmp_path, key_file):
+    from mmseg_keyprotect.crypto.keys import export_arrays, load_key, write_legacy_key
+    from mmseg_keyprotect.errors import KeyFileError
+    write_legacy_key(tmp_path / 'legacy.key', 7)
+    with pytest.warns(UserWarning, match='legacy'):
+        with pytest.raises(KeyFileError, match='legacy.key.*checkpoints are written locked'):
+            build_train_runner(PROTECTED, key_file=str(tmp_path / 'legacy.key'), work_dir=str(tmp_path))
+    arrays = tmp_path / 'arrays.key'
+    arrays.write_text(__import__('json').dumps(export_arrays(load_key(key_file), 'np', 8)))
+    arrays.chmod(0o600)
+    with pytest.raises(KeyFileError, match='block size 8, not 4'):
+        build_test_runner(PROTECTED, __file__, key_file=str(arrays), work_dir=str(tmp_path))
+    assert not list(tmp_path.glob('**/*.log'))  # refused before a runner (and its log) existed
+
+
+def test_a_config_naming_another_key_file_is_refused(tmp_path, key_file, other_key_file):
+    from mmseg_keyprotect.config import protect_config, write_leaf_config
+    stock = 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
+    protected, notes = protect_config(stock, 'np', 4, key_file=key_file)
+    config = write_leaf_config(stock, tmp_path / 'named.py', protected, 'np', 4, notes)
+    with pytest.raises(ConfigError, match='--key-file .*other.key given, but the config names'):
+        build_train_runner(str(config), key_file=other_key_file, work_dir=str(tmp_path))
+    assert build_train_runner(str(config), work_dir=str(tmp_path)).cfg.work_dir == str(tmp_path)

@@ -14,7 +14,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmseg.registry import MODELS
 
 from mmseg_keyprotect.config import check_config, protect_config
-from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto import RunKey
 
 FAMILIES = ('pspnet', 'deeplabv3plus', 'segformer')
 STOCK_DIR = Path(mmseg.__file__).parent / '.mim' / 'configs'
@@ -37,6 +37,7 @@ def test_every_stock_config_converts_and_is_aligned():
 
 
 def _forward_once(name: str, key_file: str) -> tuple:
+    cipher = RunKey.load(key_file).cipher('shuffle', 4)  # the run's key, which the data preprocessor takes
     cfg, _ = protect_config(name, 'shuffle', 4)
     model_cfg = cfg.model
     # No downloads: pretrained weights are not needed to prove the wiring.
@@ -44,7 +45,6 @@ def _forward_once(name: str, key_file: str) -> tuple:
     if model_cfg.get('backbone', {}).get('init_cfg'):
         model_cfg.backbone.init_cfg = None
     model = revert_sync_batchnorm(MODELS.build(model_cfg)).eval()
-    cipher = load_key(key_file).cipher('shuffle', 4)
     image = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     encrypted = torch.from_numpy(cipher.encrypt(image, 'bgr')).permute(2, 0, 1)
     from mmseg.structures import SegDataSample

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.crypto.ciphers import block_length
 from mmseg_keyprotect.crypto.keys import (
     FORMAT_VERSION,
@@ -180,7 +181,7 @@ def test_binary_and_missing_key_files(tmp_path, monkeypatch):
         load_key(tmp_path / 'missing.key')
     monkeypatch.delenv('KEYPROTECT_KEY_FILE', raising=False)
     with pytest.raises(KeyFileError, match='KEYPROTECT_KEY_FILE'):
-        load_key(None)
+        RunKey.load()
 
 
 def test_corrupted_material_is_detected(tmp_path):

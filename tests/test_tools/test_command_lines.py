@@ -181,6 +181,29 @@ def test_protect_config_cli(tmp_path):
     assert check_config(Config.fromfile(str(output))) == []
 
 
+@pytest.mark.parametrize('stock,extra', [
+    ('mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py', []),
+    ('mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py', ['--on-device']),
+    ('mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py', ['--no-key-contrastive']),
+    (str(BASELINE), [])])
+def test_protect_config_cli_names_a_checked_key_file(tmp_path, key_file, stock, extra):
+    """--key-file writes the path (never the key) into every encrypting setting, after checking the key."""
+    from mmengine.config import Config
+
+    from mmseg_keyprotect.config.pipelines import encrypt_settings
+    output = tmp_path / 'leaf.py'
+    run('tools/protect_config.py', stock, '--key-file', key_file, *extra, '-o', output)
+    cfg = Config.fromfile(str(output))
+    assert {s['key_file'] for s in encrypt_settings(cfg)} == {key_file}
+    if cfg.model.data_preprocessor.type != 'SegDataPreProcessor':
+        assert cfg.model.data_preprocessor.key_file == key_file
+    assert json.loads(Path(key_file).read_text())['material'] not in output.read_text()
+    (tmp_path / 'bad.key').write_text('{}')
+    result = run('tools/protect_config.py', stock, '--key-file', tmp_path / 'bad.key', '-o', tmp_path / 'no.py',
+                 check=False)
+    assert result.returncode != 0 and 'bad.key' in result.stderr and not (tmp_path / 'no.py').exists()
+
+
 def test_mmseg_own_train_and_test_tools_run_protected_configs(tmp_path, shapes_root, key_file):
     """`mim train mmseg CONFIG` runs mmseg's shipped tools/train.py: the plugin loads through
     custom_imports and the key through $KEYPROTECT_KEY_FILE, with no tool of ours involved."""

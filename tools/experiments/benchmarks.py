@@ -125,9 +125,9 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mmseg_keyprotect.apis import use_key_file
     from mmseg_keyprotect.config import load_config, protect_config
-    use_key_file(key_file)
+    from mmseg_keyprotect.crypto import RunKey
+    RunKey.load(key_file)
     stock = load_config(config)
     if cfg_options:
         stock.merge_from_dict(cfg_options)

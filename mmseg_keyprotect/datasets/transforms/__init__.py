@@ -1,4 +1,11 @@
-from .blockwise_encrypt import PADDING_META_KEY, BlockwiseEncrypt, encrypt_results
+from .blockwise_encrypt import (
+    DEFAULT_CHANNEL_ORDER,
+    PADDING_META_KEY,
+    BlockwiseEncrypt,
+    encrypt_results,
+    transform_settings,
+)
 from .formatting import PackSegInputs
 
-__all__ = ['PADDING_META_KEY', 'BlockwiseEncrypt', 'encrypt_results', 'PackSegInputs']
+__all__ = ['DEFAULT_CHANNEL_ORDER', 'PADDING_META_KEY', 'BlockwiseEncrypt', 'encrypt_results', 'transform_settings',
+           'PackSegInputs']

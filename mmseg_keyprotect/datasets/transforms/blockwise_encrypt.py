@@ -5,14 +5,27 @@ from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
 from ...crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
-from ...crypto.keys import load_key
+from ...crypto.run_key import RunKey
 from ...errors import ImageFormatError
 
 PADDING_META_KEY = 'padding_size'
+#: What a BlockwiseEncrypt config means where it leaves a setting out. mmcv loads images BGR.
+DEFAULT_TRANSFORM_METHOD = 'shuffle'
+DEFAULT_TRANSFORM_BLOCK_SIZE = 4
+DEFAULT_CHANNEL_ORDER = 'bgr'
 
 
-def encrypt_results(results: dict, cipher: Optional[BlockCipher], channel_order: str = 'bgr', pad_val: int = 0,
-                    seg_pad_val: int = 255, block_size: Optional[int] = None) -> dict:
+def transform_settings(transform: dict) -> dict:
+    """``method`` (normalised), ``block_size``, ``channel_order`` and ``key_file`` of a BlockwiseEncrypt or
+    key-aware data preprocessor config, with the defaults of what it leaves out."""
+    return dict(method='+'.join(parse_method(transform.get('method', DEFAULT_TRANSFORM_METHOD))),
+                block_size=transform.get('block_size', DEFAULT_TRANSFORM_BLOCK_SIZE),
+                channel_order=transform.get('channel_order', DEFAULT_CHANNEL_ORDER),
+                key_file=transform.get('key_file'))
+
+
+def encrypt_results(results: dict, cipher: Optional[BlockCipher], channel_order: str = DEFAULT_CHANNEL_ORDER,
+                    pad_val: int = 0, seg_pad_val: int = 255, block_size: Optional[int] = None) -> dict:
     """Pad ``results['img']`` (and its segmentation maps) to whole blocks and encrypt it.
 
     With ``cipher=None`` the image is only padded (to ``block_size``): the
@@ -52,9 +65,9 @@ class BlockwiseEncrypt(BaseTransform):
     padding is recorded in ``padding_size`` so the segmentor crops it off its
     prediction (the plugin's ``PackSegInputs`` keeps that record).
 
-    The key is read from ``key_file``, or, when that is ``None``, from the file
-    named by the environment variable ``KEYPROTECT_KEY_FILE``: configs never
-    hold the secret.
+    The key is the run's (:class:`~mmseg_keyprotect.crypto.RunKey`): the
+    file given to the tool with ``--key-file``, or named by
+    ``$KEYPROTECT_KEY_FILE``. Configs never hold the secret.
 
     Required Keys:
 
@@ -79,8 +92,8 @@ class BlockwiseEncrypt(BaseTransform):
         method (str | Sequence[str]): ``'shuffle'``, ``'np'``, ``'ffx'``,
             ``'ffx8'`` or a chain such as ``'shuffle+np'``. Defaults to ``'shuffle'``.
         block_size (int): block side M in pixels. Defaults to 4.
-        key_file (str, optional): path of the key file. Defaults to None
-            (use ``$KEYPROTECT_KEY_FILE``).
+        key_file (str, optional): a key file for this config alone. Defaults
+            to None: the run's key.
         channel_order (str): channel order of ``img``; mmcv loads BGR.
             The key always refers to RGB. Defaults to ``'bgr'``.
         pad_val (int): image padding value. Defaults to 0.
@@ -92,10 +105,10 @@ class BlockwiseEncrypt(BaseTransform):
     """
 
     def __init__(self,
-                 method: Union[str, Sequence[str]] = 'shuffle',
-                 block_size: int = 4,
+                 method: Union[str, Sequence[str]] = DEFAULT_TRANSFORM_METHOD,
+                 block_size: int = DEFAULT_TRANSFORM_BLOCK_SIZE,
                  key_file: Optional[str] = None,
-                 channel_order: str = 'bgr',
+                 channel_order: str = DEFAULT_CHANNEL_ORDER,
                  pad_val: int = 0,
                  seg_pad_val: int = 255,
                  on_device: bool = False):
@@ -104,8 +117,7 @@ class BlockwiseEncrypt(BaseTransform):
         self.key_file = key_file
         self.channel_order = channel_order
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
-        key = load_key(key_file)
-        self.cipher: BlockCipher = key.cipher(self.method, block_size)
+        self.cipher: BlockCipher = RunKey.current(key_file).cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
 
     def transform(self, results: dict) -> dict:

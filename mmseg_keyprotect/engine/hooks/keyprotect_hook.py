@@ -1,6 +1,5 @@
 """The key-aware hook: protection gap in every validation, fingerprint in checkpoints."""
 import copy
-import os
 import secrets
 from contextlib import nullcontext
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -8,15 +7,16 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import CheckpointHook, Hook
-from mmseg.registry import HOOKS, TRANSFORMS
+from mmseg.registry import HOOKS
 
 from ...checkpoint.mmengine_io import LOCKED_BACKEND
 from ...checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from ...config.check import check_config
 from ...config.pipelines import encrypt_settings
 from ...crypto.ciphers import BlockCipher, enumerable_warning
-from ...crypto.keys import KEY_FILE_ENV, MATERIAL_BYTES, SecretKey
-from ...datasets.transforms.blockwise_encrypt import BlockwiseEncrypt
+from ...crypto.keys import MATERIAL_BYTES, SecretKey
+from ...crypto.run_key import RunKey
+from ...datasets.transforms.blockwise_encrypt import transform_settings
 from ...errors import ConfigError
 from ...models.data_preprocessor import KeyProtectDataPreProcessor
 
@@ -74,40 +74,49 @@ class KeyProtectHook(Hook):
         self.num_wrong_keys = int(num_wrong_keys)
         self.evaluate_plain = evaluate_plain
         self.lock_checkpoints = lock_checkpoints
-        self.encrypt: Optional[BlockwiseEncrypt] = None
+        self.settings: Optional[dict] = None
+        self.run_key: Optional[RunKey] = None
+        self.cipher: Optional[BlockCipher] = None
         self.wrong_ciphers: List = []
         self._evaluators: Dict[str, object] = {}
         self._record: Optional[dict] = None
 
     # ---------------------------------------------------------------- set-up
+    def _take_key(self, runner) -> bool:
+        """The run's key and the config's cipher settings; False for a config that encrypts nothing."""
+        if self.cipher is None:
+            settings = encrypt_settings(runner.cfg)
+            if not settings:
+                return False
+            self.settings = transform_settings(settings[0])
+            self.run_key = RunKey.current(self.settings['key_file'])
+            self.cipher = self.run_key.cipher(self.settings['method'], self.settings['block_size'])
+        return True
+
     def before_run(self, runner) -> None:
         problems = check_config(runner.cfg)
         if problems:
             raise ConfigError('the config is not block-aligned (tools/protect_config.py writes an aligned one):\n  '
                               + '\n  '.join(problems))
-        settings = encrypt_settings(runner.cfg)
-        if not settings:
+        if not self._take_key(runner):
             raise ConfigError('KeyProtectHook is configured but no pipeline has a BlockwiseEncrypt step')
-        self.encrypt = TRANSFORMS.build(settings[0])
+        method, block_size = self.settings['method'], self.settings['block_size']
         if self.lock_checkpoints:
-            self._lock_checkpoints(runner)
+            self.run_key.require_lockable()
+            # CheckpointHook saves through its backend; ours encrypts in memory before anything reaches the disk.
+            for hook in runner.hooks:
+                if isinstance(hook, CheckpointHook):
+                    hook.backend_args = dict(backend=LOCKED_BACKEND)
+                    runner.logger.info('KeyProtectHook: checkpoints are written locked under the key')
         materials = [secrets.token_bytes(MATERIAL_BYTES) for _ in range(self.num_wrong_keys)] if get_rank() == 0 else []
         holder = [materials]
         broadcast_object_list(holder)
-        self.wrong_ciphers = [SecretKey(m).cipher(self.encrypt.method, self.encrypt.block_size) for m in holder[0]]
-        runner.logger.info(f'KeyProtectHook: {self.encrypt.method}, M = {self.encrypt.block_size}; evaluating '
+        self.wrong_ciphers = [SecretKey(m).cipher(method, block_size) for m in holder[0]]
+        runner.logger.info(f'KeyProtectHook: {method}, M = {block_size}; evaluating '
                            f'plain images: {self.evaluate_plain}, wrong keys: {self.num_wrong_keys}')
-        warning = enumerable_warning(self.encrypt.method, self.encrypt.block_size)
+        warning = enumerable_warning(method, block_size)
         if warning:
             runner.logger.warning(f'KeyProtectHook: {warning}')
-
-    def _lock_checkpoints(self, runner) -> None:
-        # CheckpointHook saves through its backend; ours encrypts in memory before anything reaches the disk.
-        key_file = self.encrypt.key_file or os.environ.get(KEY_FILE_ENV)
-        for hook in runner.hooks:
-            if isinstance(hook, CheckpointHook):
-                hook.backend_args = dict(backend=LOCKED_BACKEND, key_file=key_file)
-                runner.logger.info('KeyProtectHook: checkpoints are written locked under the key')
 
     # ------------------------------------------------------------ evaluation
     def _conditions(self) -> List[Tuple[str, Optional[BlockCipher]]]:
@@ -118,8 +127,9 @@ class KeyProtectHook(Hook):
     def _reencrypt(self, inputs, cipher: Optional[BlockCipher]):
         """Batch inputs encrypted by the pipeline, decrypted and encrypted with ``cipher`` instead."""
         def convert(image):
-            plain = self.encrypt.cipher.decrypt_tensor(image[None], 'bgr')
-            return (plain if cipher is None else cipher.encrypt_tensor(plain, 'bgr'))[0]
+            order = self.settings['channel_order']
+            plain = self.cipher.decrypt_tensor(image[None], order)
+            return (plain if cipher is None else cipher.encrypt_tensor(plain, order))[0]
         return _map_inputs(inputs, convert)
 
     def _start(self, runner, mode: str) -> None:
@@ -190,22 +200,18 @@ class KeyProtectHook(Hook):
 
     # ----------------------------------------------------------- checkpoints
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.encrypt is not None:
+        if self.cipher is not None:
             if self._record is None:  # one verifier per run: its scrypt runs once, not at every save
-                self._record = protection_record(self.encrypt.method, self.encrypt.cipher)
+                self._record = protection_record(self.settings['method'], self.cipher)
             checkpoint.setdefault('meta', {})[CHECKPOINT_META_KEY] = self._record
 
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
-        if self.encrypt is None:
-            settings = encrypt_settings(runner.cfg)
-            if not settings:
-                return
-            self.encrypt = TRANSFORMS.build(settings[0])
-        encrypt = self.encrypt
+        if not self._take_key(runner):
+            return
         record = checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY)
         if record is None:
             runner.logger.warning(f'KeyProtectHook: {runner.cfg.get("load_from") or "the checkpoint"} has no '
                                   'mmseg-keyprotect record: the key cannot be checked against it, and a wrong key '
                                   'would give poor results without an error')
-        check_checkpoint_key(record, encrypt.method, encrypt.cipher,
-                             encrypt.key_file or '$KEYPROTECT_KEY_FILE', runner.cfg.get('load_from') or 'checkpoint')
+        check_checkpoint_key(record, self.settings['method'], self.cipher, self.run_key.source,
+                             runner.cfg.get('load_from') or 'checkpoint')
