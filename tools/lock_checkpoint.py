@@ -29,6 +29,9 @@ def main():
     parser.add_argument('--force', action='store_true', help='replace an existing output')
     args = parser.parse_args()
     key = RunKey.load(args.key_file).key
+    if not Path(args.input).is_file():
+        raise LockedCheckpointError(f'{args.input} is not a file' if Path(args.input).exists()
+                                    else f'{args.input} does not exist')
     output = Path(args.output)
     if output.exists() and not args.force:
         raise LockedCheckpointError(f'{output} exists; nothing was written (pass --force to replace it)')
@@ -39,7 +42,11 @@ def main():
     else:
         if is_locked(args.input):
             raise LockedCheckpointError(f'{args.input} is already locked')
-        checkpoint = torch.load(args.input, map_location='cpu')
+        try:
+            checkpoint = torch.load(args.input, map_location='cpu')
+        except Exception as error:  # torch raises many kinds (pickle, zip, runtime) for a file that is no checkpoint
+            raise LockedCheckpointError(f'{args.input} is not a checkpoint torch can read '
+                                        f'({type(error).__name__}: {str(error).splitlines()[0][:200]})') from None
         save_locked_checkpoint(checkpoint, output, key)
     print(f'wrote {output} ({"plain" if args.unlock else "locked under " + key.source})')
 

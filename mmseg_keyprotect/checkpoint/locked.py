@@ -39,6 +39,10 @@ from ..utils import atomic_file
 MAGIC = b'MMSEG-KEYPROTECT-LOCKED\n'
 FORMAT_VERSION = 1
 SEGMENT_BYTES = 8 * 2**20
+# Headers are a few hundred bytes; anything far larger, or sizes beyond these, is not a file of ours.
+MAX_HEADER_BYTES = 2**16
+MAX_SEGMENT_BYTES = 2**31
+MAX_PAYLOAD_BYTES = 2**48
 SUBKEY_LABEL = 'checkpoint/aes-256-gcm'
 _TAG_BYTES = 16
 
@@ -56,6 +60,22 @@ def _subkey(key: Key, what: str) -> bytes:
 
 def _key_check(subkey: bytes) -> str:
     return hmac.new(subkey, b'key-check', hashlib.sha256).hexdigest()[:32]
+
+
+def _is_count(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+def _differing_bits(expected: str, found: str) -> int:
+    """Bits in which two key checks differ (a check of another length or alphabet differs in all of them)."""
+    try:
+        found_bytes = bytes.fromhex(found)
+    except ValueError:
+        found_bytes = b''
+    expected_bytes = bytes.fromhex(expected)
+    if len(found_bytes) != len(expected_bytes):
+        return 8 * len(expected_bytes)
+    return sum(bin(a ^ b).count('1') for a, b in zip(expected_bytes, found_bytes))
 
 
 def _aad(header_digest: bytes, index: int, last: bool) -> bytes:
@@ -100,19 +120,30 @@ def unlock_to(path: Union[str, Path], key: Key, out: BinaryIO) -> int:
     with open(path, 'rb') as handle:
         if handle.read(len(MAGIC)) != MAGIC:
             raise LockedCheckpointError(f'{path} is not a locked checkpoint (a plain one, or another file)')
+        damaged = LockedCheckpointError(f'{path}: the header of this locked checkpoint is damaged')
         try:
             (length,) = struct.unpack('>I', handle.read(4))
+            if length > MAX_HEADER_BYTES:
+                raise damaged
             header_bytes = handle.read(length)
             header = json.loads(header_bytes)
             if header.get('version') != FORMAT_VERSION or header.get('cipher') != 'AES-256-GCM':
                 raise LockedCheckpointError(f'{path}: locked checkpoint format {header.get("version")!r} is not '
                                             f'one this mmseg-keyprotect reads (version {FORMAT_VERSION})')
-            prefix, size = bytes.fromhex(header['nonce_prefix']), int(header['size'])
-            check, segment_bytes = str(header['key_check']), int(header['segment_bytes'])
-        except (struct.error, ValueError, KeyError, TypeError, AttributeError):
-            raise LockedCheckpointError(f'{path}: the header of this locked checkpoint is damaged') from None
+            prefix, size = bytes.fromhex(header['nonce_prefix']), header['size']
+            check, segment_bytes = header['key_check'], header['segment_bytes']
+        except (struct.error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
+            raise damaged from None
+        if (len(prefix) != 8 or not isinstance(check, str) or not _is_count(size, 0, MAX_PAYLOAD_BYTES)
+                or not _is_count(segment_bytes, 1, MAX_SEGMENT_BYTES)):
+            raise damaged
         subkey = _subkey(key, f'to unlock {path}')
-        if not hmac.compare_digest(_key_check(subkey), check):
+        expected = _key_check(subkey)
+        if not hmac.compare_digest(expected, check):
+            # A wrong key disagrees in about half of the check's 128 bits; a damaged header in a few.
+            if _differing_bits(expected, check) <= 8:
+                raise LockedCheckpointError(f'{path}: the key check in its header is damaged (it differs from '
+                                            f'{key.source}\'s in a few bits only): the file was altered')
             raise LockedCheckpointError(f'wrong key for {path}: {key.source} is not the key it was locked with; '
                                         'use the key file the model was trained with')
         aes = AESGCM(subkey)

@@ -44,7 +44,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from ..errors import KeyFileError
+from ..errors import KeyFileError, KeyProtectError
 from ..utils.atomic_file import atomic_file
 from .ciphers import (
     FFX,
@@ -60,6 +60,7 @@ from .ciphers import (
     parse_method,
     ranked_table,
 )
+from .scrypt import SCRYPT_DEFAULTS, scrypt, scrypt_problem
 
 KEY_FORMAT = 'mmseg-keyprotect-key'
 ARRAYS_FORMAT = 'mmseg-keyprotect-arrays'
@@ -73,7 +74,6 @@ MIN_PASSWORD_LENGTH = 12
 MATERIAL_BYTES = 32
 # Exported arrays of the largest block sizes stay far below this; anything larger is not a key file.
 MAX_KEY_FILE_BYTES = 4 * 2**20
-SCRYPT_DEFAULTS = dict(n=2**17, r=8, p=1)  # about 0.5 s and 128 MiB per derivation
 
 
 class KeyStream:
@@ -302,8 +302,10 @@ def write_random_key(path, overwrite: bool = False) -> SecretKey:
 
 
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
-    return hashlib.scrypt(password.encode('utf-8'), salt=salt, n=n, r=r, p=p,
-                          maxmem=256 * n * r + 2**20, dklen=MATERIAL_BYTES)
+    try:
+        return scrypt(password.encode('utf-8'), salt, n, r, p, MATERIAL_BYTES)
+    except KeyProtectError as error:
+        raise KeyFileError(str(error)) from None
 
 
 def write_password_key(path, password: str, overwrite: bool = False, min_length: int = MIN_PASSWORD_LENGTH,
@@ -416,6 +418,11 @@ def load_key(path: Union[str, Path], password: Optional[str] = None, password_en
     except json.JSONDecodeError as error:
         raise KeyFileError(f'{path} is not a valid key file: it is truncated or not JSON ({error.msg} '
                            f'at line {error.lineno})') from None
+    except (ValueError, RecursionError) as error:  # numbers of thousands of digits, nesting thousands deep
+        raise KeyFileError(f'{path} is not a mmseg-keyprotect key file ({type(error).__name__}: '
+                           f'{str(error)[:120] or "nested too deeply"})') from None
+    except OSError as error:
+        raise KeyFileError(f'key file {path} cannot be read: {error.strerror or error}') from None
     if not isinstance(document, dict) or document.get('format') not in (KEY_FORMAT, ARRAYS_FORMAT):
         raise KeyFileError(f'{path} is not a mmseg-keyprotect key file (no "format": "{KEY_FORMAT}")')
     mode = path.stat().st_mode
@@ -445,12 +452,10 @@ def load_key(path: Union[str, Path], password: Optional[str] = None, password_en
         if not isinstance(kdf, dict) or kdf.get('name') != 'scrypt':
             raise KeyFileError(f'{path}: "kdf" must be an object with "name": "scrypt"')
         salt = _base64(kdf, 'salt', source, 8, 64, 'kdf.')
-        n = _integer(kdf, 'n', source, 2, 2 ** 20, 'kdf.')
-        if n & (n - 1):
-            raise KeyFileError(f'{path}: "kdf.n" must be a power of two, got {n}')
-        r, p = _integer(kdf, 'r', source, 1, 32, 'kdf.'), _integer(kdf, 'p', source, 1, 16, 'kdf.')
-        if 128 * n * r > 2 ** 30:
-            raise KeyFileError(f'{path}: scrypt with n = {n}, r = {r} needs more than 1 GiB; not a key file of ours')
+        n, r, p = (kdf.get(name) for name in ('n', 'r', 'p'))
+        problem = scrypt_problem(n, r, p, 'kdf.')
+        if problem:
+            raise KeyFileError(f'{path}: {problem}')
         stored = _fingerprint(document, source)
         if password is None:
             password = password_from_environment(password_env, f'key file {path}', prompt)

@@ -12,15 +12,14 @@ another file. For key spaces that small this still only slows a search down
 says so when such a setting is chosen.
 """
 import base64
-import hashlib
 import hmac
 import secrets
 from typing import Dict, Optional
 
 from ..errors import KeyProtectError
 from .ciphers import BlockCipher
+from .scrypt import SCRYPT_DEFAULTS, scrypt, scrypt_problem
 
-SCRYPT_COST = dict(n=2 ** 17, r=8, p=1)
 _DIGEST_BYTES = 16
 _cache: Dict[tuple, str] = {}
 
@@ -29,14 +28,13 @@ def _digest(cipher: BlockCipher, salt: bytes, n: int, r: int, p: int) -> str:
     # One run checks the same cipher against the same salt many times (every checkpoint, every image).
     cache_key = (cipher.fingerprint, salt, n, r, p)
     if cache_key not in _cache:
-        _cache[cache_key] = hashlib.scrypt(cipher.transform_bytes(), salt=salt, n=n, r=r, p=p,
-                                           maxmem=256 * n * r + 2 ** 20, dklen=_DIGEST_BYTES).hex()
+        _cache[cache_key] = scrypt(cipher.transform_bytes(), salt, n, r, p, _DIGEST_BYTES).hex()
     return _cache[cache_key]
 
 
 def make_verifier(cipher: BlockCipher, salt: Optional[bytes] = None, **cost) -> dict:
     """A verifier of ``cipher`` with a fresh random salt (JSON-able)."""
-    params = {**SCRYPT_COST, **cost}
+    params = {**SCRYPT_DEFAULTS, **cost}
     salt = secrets.token_bytes(16) if salt is None else salt
     return dict(kdf='scrypt', salt=base64.b64encode(salt).decode('ascii'), **params,
                 digest=_digest(cipher, salt, **params))
@@ -50,12 +48,11 @@ def matches(verifier: dict, cipher: BlockCipher) -> bool:
     """
     try:
         salt = base64.b64decode(verifier['salt'], validate=True)
-        n, r, p = (int(verifier[name]) for name in ('n', 'r', 'p'))
+        n, r, p = (verifier[name] for name in ('n', 'r', 'p'))
         digest = str(verifier['digest'])
-        valid = (verifier.get('kdf') == 'scrypt' and 8 <= len(salt) <= 64 and 2 <= n <= 2 ** 20
-                 and not n & (n - 1) and 1 <= r <= 32 and 1 <= p <= 16 and 128 * n * r <= 2 ** 30
+        valid = (verifier.get('kdf') == 'scrypt' and 8 <= len(salt) <= 64 and scrypt_problem(n, r, p) is None
                  and len(digest) == 2 * _DIGEST_BYTES and digest.isascii())
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, AttributeError):
         valid = False
     if not valid:
         raise KeyProtectError(f'malformed transform verifier {str(verifier)[:80]!r}')
