@@ -38,12 +38,12 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     """Drop training state, save, and rename to ``<stem>_<time>-<sha256[:8]>.pth``.
 
     The key record (``meta['keyprotect']``) and dataset meta are kept. A
-    locked checkpoint is unlocked in memory with ``key_file`` (default
-    ``$KEYPROTECT_KEY_FILE``) and published locked again; the zoo's sha256 is
+    locked checkpoint is unlocked in memory with ``key_file`` (default the
+    run's key) and published locked again; the zoo's sha256 is
     over the published file, so ``tools/zoo.py verify`` needs no key.
     """
     locked = is_locked(checkpoint)
-    run_key = RunKey.load(key_file) if locked else None
+    run_key = RunKey.current(key_file) if locked else None
     state = load_local_checkpoint(str(checkpoint), map_location='cpu')
     for key in TRAINING_STATE:
         state.pop(key, None)

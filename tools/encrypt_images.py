@@ -19,6 +19,7 @@ from mmseg_keyprotect.apis import plan_outputs, transform_files
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.crypto.ciphers import enumerable_warning
+from mmseg_keyprotect.crypto.keys import shown_fingerprint
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -59,7 +60,7 @@ def main() -> int:
     written, failures = transform_files(cipher, args.method, pairs, decrypt=args.decrypt, pad=args.pad,
                                         keep_going=args.keep_going, progress=progress)
     print(f'{verb}ed {len(written)} of {len(pairs)} image(s) into {args.output} ({args.method}, '
-          f'M = {args.block_size}, key fingerprint {key.fingerprint})')
+          f'M = {args.block_size}, key fingerprint {shown_fingerprint(key)})')
     for failure in failures:
         print(f'failed: {failure}', file=sys.stderr)
     return 1 if failures else 0

@@ -22,14 +22,18 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 METADATA_KEYWORD = b'mmseg-keyprotect'
+# A record is a few hundred bytes; the cap keeps a crafted chunk from costing memory or time.
+MAX_RECORD_BYTES = 4096
 
 
 class EncryptionRecord(NamedTuple):
-    """How an image file was encrypted, as its PNG metadata says: method, M and a
-    salted, slow verifier of the transform (:mod:`mmseg_keyprotect.crypto.verifier`), never the key."""
+    """How an image file was encrypted, as its PNG metadata says: method, M, a salted, slow verifier of the
+    transform (:mod:`mmseg_keyprotect.crypto.verifier`), never the key, and the image's size before any
+    ``--pad`` (``None`` in files written before sizes were recorded)."""
     method: str
     block_size: int
     verifier: dict
+    original_size: Optional[Tuple[int, int]] = None
 
     def check_settings(self, method: str, block_size: int, what: str) -> None:
         """Raise :class:`ImageFormatError` naming ``what`` when method or M differ."""
@@ -98,7 +102,12 @@ def encode_png(image: np.ndarray, record: Optional[EncryptionRecord] = None) -> 
 
 
 def read_record(path: Union[str, Path]) -> Optional[EncryptionRecord]:
-    """The encryption record of a PNG written by :func:`write_image`, or None if it has none."""
+    """The encryption record of a PNG written by :func:`write_image`, or None if it has none.
+
+    Raises:
+        ImageFormatError: the record is there but damaged or not one this
+            package writes (wrong types, oversized, nested).
+    """
     with open(path, 'rb') as handle:
         data = handle.read()
     if not data.startswith(b'\x89PNG\r\n\x1a\n'):
@@ -108,15 +117,28 @@ def read_record(path: Union[str, Path]) -> Optional[EncryptionRecord]:
         length, kind = struct.unpack('>I4s', data[offset:offset + 8])
         body = data[offset + 8:offset + 8 + length]
         if kind == b'tEXt' and body.startswith(METADATA_KEYWORD + b'\0'):
-            try:
-                fields = json.loads(body[len(METADATA_KEYWORD) + 1:].decode('latin-1'))
-                return EncryptionRecord(str(fields['method']), int(fields['block_size']), dict(fields['verifier']))
-            except (ValueError, KeyError, TypeError):
-                raise ImageFormatError(f'{path}: damaged mmseg-keyprotect metadata') from None
+            return _parse_record(body[len(METADATA_KEYWORD) + 1:], path)
         if kind in (b'IDAT', b'IEND'):
             return None
         offset += 12 + length
     return None
+
+
+def _parse_record(text: bytes, path) -> EncryptionRecord:
+    damaged = ImageFormatError(f'{path}: damaged mmseg-keyprotect metadata')
+    if len(text) > MAX_RECORD_BYTES:
+        raise damaged
+    try:
+        fields = json.loads(text.decode('latin-1'))
+        method, block_size = '+'.join(parse_method(fields['method'])), fields['block_size']
+        verifier, size = fields['verifier'], fields.get('original_size')
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError, KeyProtectError):
+        raise damaged from None
+    counts = [block_size] + (list(size) if isinstance(size, list) and len(size) == 2 else [])
+    if (not isinstance(verifier, dict) or (size is not None and len(counts) != 3)
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in counts)):
+        raise damaged
+    return EncryptionRecord(method, block_size, verifier, tuple(size) if size is not None else None)
 
 
 def write_image(path: Union[str, Path], image: np.ndarray, record: Optional[EncryptionRecord] = None,
@@ -196,8 +218,11 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
                     progress: Optional[Callable[[int, Path], None]] = None) -> Tuple[List[Path], List[str]]:
     """Encrypt (or decrypt) each ``(input, output)`` pair from :func:`plan_outputs`.
 
-    Encrypted files carry an :class:`EncryptionRecord`; decryption refuses a
-    file whose record names another method, M or key.
+    Every image is checked before the first file is written. Encrypted files
+    carry an :class:`EncryptionRecord` with the image's original size;
+    encryption refuses a file that already carries one, and decryption
+    refuses a file without one or whose record names another method, M or
+    key, and crops ``--pad`` padding off again.
 
     Args:
         method (str): the cipher's method or chain, for the record.
@@ -210,39 +235,56 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
         image that failed (empty unless ``keep_going``).
 
     Raises:
-        ImageFormatError: the first bad image, naming it (without ``keep_going``).
+        ImageFormatError: the first bad image, naming it, before anything is
+            written (without ``keep_going``).
     """
-    written, failures = [], []
+    pairs = list(pairs)
     method = '+'.join(parse_method(method))
-    record = EncryptionRecord(method, cipher.block_size, make_verifier(cipher)) if not decrypt else None
-    for number, (path, target) in enumerate(pairs, 1):
+    verifier = None if decrypt else make_verifier(cipher)
+    good, failures = [], []
+    for path, target in pairs:
         try:
-            written.append(_transform_file(cipher, method, record, path, target, decrypt, pad))
+            _transformed(cipher, method, verifier, path, decrypt, pad)
+            good.append((path, target))
         except ImageFormatError as error:
             if not keep_going:
                 raise
             failures.append(str(error))
+    written = []
+    for number, (path, target) in enumerate(good, 1):
+        result, record = _transformed(cipher, method, verifier, path, decrypt, pad)
+        written.append(write_image(target, result, record))
         if progress is not None:
             progress(number, path)
     return written, failures
 
 
-def _transform_file(cipher: BlockCipher, method: str, record: Optional[EncryptionRecord], path: Path,
-                    target: Path, decrypt: bool, pad: bool) -> Path:
+def _transformed(cipher: BlockCipher, method: str, verifier: Optional[dict], path: Path, decrypt: bool,
+                 pad: bool) -> Tuple[np.ndarray, Optional[EncryptionRecord]]:
+    """The image of ``path`` encrypted (with its record) or decrypted, or an :class:`ImageFormatError`."""
     image = read_image(path, encrypted=decrypt)
+    found = read_record(path)
+    if decrypt:
+        if found is None:
+            raise ImageFormatError(f'{path} carries no mmseg-keyprotect record: it was not encrypted by '
+                                   'tools/encrypt_images.py, or its metadata was stripped; it is not decrypted '
+                                   'without knowing it was encrypted with this key')
+        found.check_key(method, cipher, str(path))
+        plain = cipher.decrypt(image.astype(np.int16) if image.dtype == np.uint16 else image)
+        if found.original_size is not None:
+            height, width = found.original_size
+            plain = plain[:height, :width]
+        return plain, None
+    if found is not None:
+        raise ImageFormatError(f'{path} is already encrypted ({found.method}, M = {found.block_size}); '
+                               'encrypting it again would take both keys to undo')
+    height, width = image.shape[:2]
+    if pad:
+        image = pad_to_multiple(image, cipher.block_size, 0)
     try:
-        if decrypt:
-            found = read_record(path)
-            if found is not None:
-                found.check_key(method, cipher, str(path))
-            result = cipher.decrypt(image.astype(np.int16) if image.dtype == np.uint16 else image)
-        else:
-            check_image(image, str(path))
-            if pad:
-                image = pad_to_multiple(image, cipher.block_size, 0)
-            result = cipher.encrypt(image)
+        check_image(image, str(path))
+        encrypted = cipher.encrypt(image)
     except ImageFormatError as error:
-        hint = '' if pad or decrypt else ' (or pass --pad)'
         message = str(error) if str(error).startswith(str(path)) else f'{path}: {error}'
-        raise ImageFormatError(f'{message}{hint}') from None
-    return write_image(target, result, record)
+        raise ImageFormatError(message + ('' if pad else ' (or pass --pad)')) from None
+    return encrypted, EncryptionRecord(method, cipher.block_size, verifier, (height, width))

@@ -22,7 +22,7 @@ from mmengine.config import Config
 from mmseg.apis import MMSegInferencer
 
 from ..checkpoint.locked import LockedCheckpointError, is_locked
-from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key
+from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, check_record_settings
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
 from ..config.pipelines import ENCRYPT, PACK, encrypt_settings
@@ -101,6 +101,8 @@ class ProtectedInferencer(MMSegInferencer):
                           'against it, and a wrong key would give poor predictions without an error')
         elif self.cipher is not None:
             check_checkpoint_key(self.record, self.method, self.cipher, self.run_key.source, self._checkpoint_name)
+        else:  # a server without the key can still refuse a model trained under other settings
+            check_record_settings(self.record, self.method, self.block_size, self._checkpoint_name)
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         if self.encrypted_input:

@@ -8,11 +8,11 @@ from .locked import (
                      write_locked,
 )
 from .mmengine_io import LOCKED_BACKEND, LockedLocalBackend
-from .record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
+from .record import CHECKPOINT_META_KEY, check_checkpoint_key, check_record_settings, protection_record
 from .safe_loading import allow_checkpoint_globals
 
 __all__ = [
     'LockedCheckpointError', 'is_locked', 'load_locked_checkpoint', 'save_locked_checkpoint', 'unlock',
-    'write_locked', 'LOCKED_BACKEND', 'LockedLocalBackend',
-    'CHECKPOINT_META_KEY', 'check_checkpoint_key', 'protection_record', 'allow_checkpoint_globals'
+    'write_locked', 'LOCKED_BACKEND', 'LockedLocalBackend', 'CHECKPOINT_META_KEY', 'check_checkpoint_key',
+    'check_record_settings', 'protection_record', 'allow_checkpoint_globals'
 ]

@@ -21,17 +21,27 @@ def protection_record(method: str, cipher: BlockCipher) -> dict:
     return dict(method=method, block_size=cipher.block_size, verifier=make_verifier(cipher))
 
 
+def check_record_settings(record: dict, method: str, block_size: int, checkpoint: str = 'checkpoint') -> None:
+    """Raise :class:`KeyFileError` unless ``record`` is a well-formed record of ``method`` at M = ``block_size``.
+
+    Needs no key: a server of encrypted images checks this much.
+    """
+    if (not isinstance(record, dict) or not isinstance(record.get('method'), str)
+            or not isinstance(record.get('block_size'), int) or not ('verifier' in record or 'fingerprint' in record)):
+        raise KeyFileError(f'{checkpoint} has a damaged mmseg-keyprotect record ({str(record)[:60]}): its key '
+                           'cannot be checked; use an undamaged copy of the checkpoint')
+    if (record['method'], record['block_size']) != (method, block_size):
+        raise KeyFileError(f'{checkpoint} was trained with {record["method"]} with M = {record["block_size"]}, but '
+                           f'the config encrypts with {method} with M = {block_size}')
+
+
 def check_checkpoint_key(record: Optional[dict], method: str, cipher: BlockCipher,
-                         key_name: str = '$KEYPROTECT_KEY_FILE', checkpoint: str = 'checkpoint') -> None:
-    """Raise :class:`KeyFileError` when a key does not match a checkpoint's record (None: nothing to check)."""
-    if not record:
+                         key_name: str = 'the key', checkpoint: str = 'checkpoint') -> None:
+    """Raise :class:`KeyFileError` when a key does not match a checkpoint's record, or the record is damaged
+    (None, an unprotected checkpoint's: nothing to check)."""
+    if record is None:
         return
-    if not isinstance(record, dict) or 'method' not in record or 'block_size' not in record:
-        raise KeyFileError(f'{checkpoint} has a damaged mmseg-keyprotect record')
-    expected = f'{record["method"]} with M = {record["block_size"]}'
-    if (record['method'], record['block_size']) != (method, cipher.block_size):
-        raise KeyFileError(f'{checkpoint} was trained with {expected}, but the config encrypts with '
-                           f'{method} with M = {cipher.block_size}')
+    check_record_settings(record, method, cipher.block_size, checkpoint)
     if 'verifier' in record:
         try:
             right = matches(record['verifier'], cipher)
@@ -40,5 +50,6 @@ def check_checkpoint_key(record: Optional[dict], method: str, cipher: BlockCiphe
     else:
         right = hmac.compare_digest(str(record.get('fingerprint')), cipher.fingerprint)
     if not right:
-        raise KeyFileError(f'wrong key: {key_name} is not the key {checkpoint} was trained with ({expected}); '
-                           'use the key file the model was trained with')
+        raise KeyFileError(f'wrong key: {key_name} is not the key {checkpoint} was trained with '
+                           f'({record["method"]} with M = {record["block_size"]}); use the key file the model was '
+                           'trained with')

@@ -209,6 +209,12 @@ class LegacyKey(Key):
         return f'LegacyKey(fingerprint={self.fingerprint}, source={self.source!r})'
 
 
+def _leaves_values(step: Step) -> bool:
+    if isinstance(step, Shuffle):
+        return bool(np.array_equal(step.permutation, np.arange(len(step.permutation))))
+    return not np.asarray(step.mask).any()
+
+
 class ArrayKey(Key):
     """Explicit per-block arrays for one block size (the ``--export`` format)."""
 
@@ -235,6 +241,9 @@ class ArrayKey(Key):
                 raise KeyFileError(f'{source}: step {number} ({method}) lacks the array {missing}') from None
             except ValueError as error:
                 raise KeyFileError(f'{source}: step {number} ({method}): {error}') from None
+            if _leaves_values(self._steps[-1]):
+                raise KeyFileError(f'{source}: step {number} ({method}) leaves every block as it is (an identity '
+                                   'permutation or an empty mask): such a key protects nothing')
 
     @property
     def methods(self):
@@ -259,12 +268,21 @@ class ArrayKey(Key):
         return self.cipher(self.methods, self.block_size).fingerprint
 
 
+def shown_fingerprint(key: Key) -> str:
+    """The fingerprint to print or log. A random or password key's comes from 256 secret bits and reveals
+    nothing; a legacy or array key's would be a plain hash of a key small enough to search, so a note
+    stands in for it."""
+    if isinstance(key, SecretKey):
+        return key.fingerprint
+    return 'not shown (legacy and array keys are searchable from a hash of them)'
+
+
 # ------------------------------------------------------------------ key files
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode('ascii')
 
 
-def _write_private(path: Union[str, Path], document: dict, overwrite: bool = False) -> Path:
+def write_private_json(path: Union[str, Path], document: dict, overwrite: bool = False) -> Path:
     """Write a key file as a secrets tool does: 0600 from the first byte, atomically, never through a link.
 
     The document goes to a new file in the target's folder (created 0600 with
@@ -296,7 +314,7 @@ def write_random_key(path, overwrite: bool = False) -> SecretKey:
     """Write a new random key file (mode 0600) and return its key."""
     material = secrets.token_bytes(MATERIAL_BYTES)
     key = SecretKey(material, str(path))
-    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='random',
+    write_private_json(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='random',
                               material=_b64(material), fingerprint=key.fingerprint), overwrite)
     return key
 
@@ -325,14 +343,14 @@ def write_password_key(path, password: str, overwrite: bool = False, min_length:
     salt = secrets.token_bytes(16)
     key = SecretKey(_scrypt(password, salt, **params), str(path))
     kdf = dict(name='scrypt', salt=_b64(salt), **params)
-    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='password', kdf=kdf,
+    write_private_json(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='password', kdf=kdf,
                               fingerprint=key.fingerprint), overwrite)
     return key
 
 
 def write_legacy_key(path, seed: int, password: str = LEGACY_DEFAULT_PASSWORD, overwrite: bool = False) -> LegacyKey:
     """Write a key of the published code: an integer seed and the FFX password, both stored in the file."""
-    _write_private(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='legacy', seed=int(seed),
+    write_private_json(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='legacy', seed=int(seed),
                               password=password,
                               note='published-code key: the seed and the FFX password above are the whole key, '
                                    'stored in plain text; for reproducing published results only'), overwrite)

@@ -21,6 +21,10 @@ def test_checkpoint_record_mismatches_are_explained():
     check_checkpoint_key(old, 'shuffle', right)
     with pytest.raises(KeyFileError, match='wrong key'):
         check_checkpoint_key(old, 'shuffle', wrong)
+    # A record emptied or reshaped is damaged, not a wrong key: the right key is not blamed.
+    for damaged in ({}, [], dict(method='shuffle'), dict(method='shuffle', block_size='4', verifier={})):
+        with pytest.raises(KeyFileError, match='ckpt.pth has a damaged mmseg-keyprotect record'):
+            check_checkpoint_key(damaged, 'shuffle', right, 'my.key', 'ckpt.pth')
 
 
 def test_hook_settings_are_validated():
