@@ -134,7 +134,8 @@ def unlock_to(path: Union[str, Path], key: Key, out: BinaryIO) -> int:
             check, segment_bytes = header['key_check'], header['segment_bytes']
         except (struct.error, ValueError, KeyError, TypeError, AttributeError, RecursionError):
             raise damaged from None
-        if (len(prefix) != 8 or not isinstance(check, str) or not _is_count(size, 0, MAX_PAYLOAD_BYTES)
+        if (len(prefix) != 8 or not isinstance(check, str) or not check.isascii()
+                or not _is_count(size, 0, MAX_PAYLOAD_BYTES)
                 or not _is_count(segment_bytes, 1, MAX_SEGMENT_BYTES)):
             raise damaged
         subkey = _subkey(key, f'to unlock {path}')

@@ -40,6 +40,8 @@ def scrypt(secret: bytes, salt: bytes, n: int, r: int, p: int, length: int) -> b
     if problem:
         raise KeyProtectError(f'scrypt parameters refused: {problem}')
     try:
-        return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=256 * n * r + 2 ** 20, dklen=length)
+        # scrypt needs 128 * n * r bytes (at most MAX_MEMORY_BYTES here); Python caps maxmem below 2 GiB.
+        maxmem = min(256 * n * r + 2 ** 20, 2 ** 31 - 1)
+        return hashlib.scrypt(secret, salt=salt, n=n, r=r, p=p, maxmem=maxmem, dklen=length)
     except (ValueError, MemoryError) as error:
         raise KeyProtectError(f'scrypt with n = {n}, r = {r}, p = {p} cannot run here ({error})') from None

@@ -1,6 +1,10 @@
+import json
+
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mmseg_keyprotect.apis import (
     list_images,
@@ -133,3 +137,27 @@ def test_unsupported_formats_get_a_clean_error(tmp_path):
     (tmp_path / 'x.exr').write_bytes(b'v/1\x01' + bytes(100))
     with pytest.raises(ImageFormatError, match='x.exr'):
         read_image(tmp_path / 'x.exr')
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.binary(max_size=300) | st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=12),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(
+        st.sampled_from(['method', 'block_size', 'verifier', 'original_size', 'x']), children, max_size=4),
+    max_leaves=8).map(lambda value: json.dumps(value).encode()))
+def test_any_metadata_chunk_gives_a_record_or_a_clear_error(tmp_path, text):
+    """Property: whatever a client's metadata chunk holds, reading it gives a well-typed record or an
+    ImageFormatError naming the file, never another exception."""
+    from mmseg_keyprotect.apis import read_record
+    from mmseg_keyprotect.apis.image_encryption import METADATA_KEYWORD, _png_chunk
+    png = cv2.imencode('.png', np.zeros((4, 4, 3), np.uint8))[1].tobytes()
+    path = tmp_path / 'crafted.png'
+    path.write_bytes(png[:33] + _png_chunk(b'tEXt', METADATA_KEYWORD + b'\0' + text) + png[33:])
+    try:
+        record = read_record(path)
+    except ImageFormatError as error:
+        assert 'crafted.png' in str(error)
+        return
+    assert isinstance(record.method, str) and isinstance(record.block_size, int) and record.block_size > 0
+    assert isinstance(record.verifier, dict)
+    assert record.original_size is None or all(isinstance(v, int) and v > 0 for v in record.original_size)

@@ -1,7 +1,11 @@
 import io
+import json
+import struct
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mmseg_keyprotect.checkpoint import (
     LockedCheckpointError,
@@ -91,3 +95,33 @@ def test_only_keys_with_secret_material_can_lock(tmp_path):
     legacy = write_legacy_key(tmp_path / 'l.key', 3)
     with pytest.raises(KeyFileError, match='need a random or password key file'):
         write_locked(tmp_path / 'm.pth', b'x', legacy)
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2 ** 70, 2 ** 70) | st.floats() | st.text(max_size=20),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=12), children, max_size=3),
+    max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(field=st.sampled_from(['version', 'cipher', 'segment_bytes', 'size', 'nonce_prefix', 'key_check', None]),
+       value=JSON_VALUES)
+def test_any_header_change_is_a_locked_checkpoint_error(tmp_path, field, value):
+    """Property: whatever a header field becomes (or the whole header), unlocking raises LockedCheckpointError."""
+    from mmseg_keyprotect.checkpoint.locked import MAGIC
+    key = SecretKey.generate()
+    path = tmp_path / 'locked.pth'
+    write_locked(path, b'payload' * 10, key)
+    data = path.read_bytes()
+    (length,) = struct.unpack('>I', data[len(MAGIC):len(MAGIC) + 4])
+    header = json.loads(data[len(MAGIC) + 4:len(MAGIC) + 4 + length])
+    if field is None:
+        header = value
+    elif header.get(field) == value:
+        return
+    else:
+        header[field] = value
+    text = json.dumps(header).encode()
+    path.write_bytes(MAGIC + struct.pack('>I', len(text)) + text + data[len(MAGIC) + 4 + length:])
+    with pytest.raises(LockedCheckpointError):
+        unlock(path, key)
