@@ -4,6 +4,7 @@
 :func:`build_train_runner` and :func:`build_test_runner`; the differences
 from mmseg's own tools are the ``key_file`` argument and the plugin import.
 """
+import os
 import os.path as osp
 from typing import Optional
 
@@ -118,6 +119,10 @@ def build_train_runner(config: str, key_file: Optional[str] = None, work_dir: Op
     cfg = load_run_config(config, cfg_options, launcher, work_dir)
     prepare_run_key(cfg, key_file, training=True)
     if amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise ConfigError('--amp needs a GPU: MMEngine\'s AmpOptimWrapper runs on CUDA (and NPU/MLU) devices, '
+                              'and this machine has none')
         optim_wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if optim_wrapper not in ('OptimWrapper', 'AmpOptimWrapper'):
             raise ConfigError(f'--amp needs optim_wrapper.type OptimWrapper, the config has {optim_wrapper}')
@@ -146,6 +151,9 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
         raise FileNotFoundError(f'checkpoint {checkpoint} does not exist')
     cfg = load_run_config(config, cfg_options, launcher, work_dir)
     cfg.load_from = checkpoint
+    if show and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
+        raise ConfigError('--show opens a window, and this session has no display ($DISPLAY is not set); '
+                          'use --show-dir to save the drawings instead')
     if show or show_dir:
         hook = cfg.default_hooks.get('visualization')
         if hook is None:

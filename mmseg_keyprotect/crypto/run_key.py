@@ -90,6 +90,13 @@ class RunKey(ManagerMixin):
         return cls.get_instance(cls._current)
 
     @classmethod
+    def forget(cls, run_key: 'RunKey') -> None:
+        """Drop one loaded key (a temporary one); if it was current, none is until the next load."""
+        cls._instance_dict.pop(run_key.instance_name, None)
+        if cls._current == run_key.instance_name:
+            cls._current = None
+
+    @classmethod
     def forget_all(cls) -> None:
         """Drop every loaded key of this process (tests that use several keys call it between runs)."""
         cls._instance_dict.clear()

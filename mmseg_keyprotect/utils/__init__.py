@@ -1,3 +1,4 @@
 from .atomic_file import atomic_file
+from .machine import describe, machine
 
-__all__ = ['atomic_file']
+__all__ = ['atomic_file', 'describe', 'machine']

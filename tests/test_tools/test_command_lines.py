@@ -104,7 +104,7 @@ def test_infer_tool_and_client_side_encryption(trained, tmp_path):
     # key-holding pipeline would, so both routes must give identical masks.
     images = generate_shapes(tmp_path / 'shapes', num_train=1, num_val=3, size=128, seed=2) / 'img_dir' / 'val'
     run('tools/infer.py', PROTECTED, trained['checkpoint'], images, '--key-file', trained['key'], '--out-dir',
-        tmp_path / 'plain_mode')
+        tmp_path / 'plain_mode', '--device', 'cpu', '--opacity', '0.3', '--batch-size', '2')
     masks = sorted((tmp_path / 'plain_mode' / 'pred').glob('*_pred.png'))
     assert [m.name for m in masks] == ['00000_pred.png', '00001_pred.png', '00002_pred.png']
     overlays = sorted(p.name for p in (tmp_path / 'plain_mode' / 'vis').iterdir())
@@ -139,6 +139,9 @@ def test_keygen_cli(tmp_path):
     assert 'hunter2' not in (tmp_path / 'p.key').read_text() and 'fingerprint' in password.stdout
     again = run('tools/keygen.py', tmp_path / 'a.key', check=False)
     assert again.returncode != 0 and 'refusing to overwrite' in again.stderr and 'Traceback' not in again.stderr
+    run('tools/keygen.py', tmp_path / 'a.key', '--legacy-seed', '42', '--legacy-ffx-password', 'published', '--force')
+    legacy = json.loads((tmp_path / 'a.key').read_text())
+    assert legacy['kind'] == 'legacy' and legacy['password'] == 'published'
 
 
 def test_encrypt_images_cli_round_trip_and_errors(tmp_path, key_file):
@@ -168,6 +171,11 @@ def test_encrypt_images_cli_round_trip_and_errors(tmp_path, key_file):
     assert 'not a multiple of the block size 4' in result.stderr and '--pad' in result.stderr
     run('tools/encrypt_images.py', tmp_path / 'odd.png', tmp_path / 'padded', '--key-file', key_file, '--pad')
     assert cv2.imread(str(tmp_path / 'padded' / 'odd.png')).shape == (12, 8, 3)
+    # --keep-going writes the good images and lists the bad one; --overwrite replaces earlier outputs.
+    cv2.imwrite(str(source / 'gray.png'), np.zeros((8, 8), np.uint8))
+    result = run('tools/encrypt_images.py', source, tmp_path / 'shuffle+np', '--key-file', key_file, '--method',
+                 'shuffle+np', '--keep-going', '--overwrite', check=False)
+    assert result.returncode == 1 and 'encrypted 3 of 4' in result.stdout and 'gray.png' in result.stderr
 
 
 def test_protect_config_cli(tmp_path):
@@ -175,6 +183,12 @@ def test_protect_config_cli(tmp_path):
     result = run('tools/protect_config.py', 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py',
                  '-o', output)
     assert 'crop_size' in result.stdout and output.is_file()
+    refused = run('tools/protect_config.py', 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py', '-o',
+                  output, check=False)
+    assert refused.returncode != 0 and 'exists' in refused.stderr
+    run('tools/protect_config.py', 'mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py', '-o', output,
+        '--method', 'shuffle', '--force')
+    assert "method='shuffle'" in output.read_text()
     from mmengine.config import Config
 
     from mmseg_keyprotect.config import check_config
@@ -267,3 +281,29 @@ def test_lock_tool_round_trip_and_refusals(trained, tmp_path):
     result = run('tools/lock_checkpoint.py', tmp_path / 'plain.pth', tmp_path / 'again.pth', '--key-file', key,
                  check=False)
     assert result.returncode != 0 and 'exists; nothing was written' in result.stderr
+    run('tools/lock_checkpoint.py', tmp_path / 'plain.pth', tmp_path / 'again.pth', '--key-file', key, '--force')
+    assert is_locked(tmp_path / 'again.pth')
+
+
+def test_evaluate_protection_quick_run_with_a_baseline(trained, tmp_path):
+    root = trained['data_root']
+    run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+        '--baseline', BASELINE, trained['checkpoint'], '--out-dir', tmp_path / 'report', '--quick', '--attacks',
+        'adapter', '--num-images', 3, '--device', 'cpu', '--seed', 1, '--results-file', tmp_path / 'report.json',
+        '--cfg-options', f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}')
+    report = json.loads((tmp_path / 'report.json').read_text())
+    assert report['test_images'] == 3 and report['seed'] == 1 and report['wrong_keys']['summary']['count'] == 20
+    assert 'mIoU' in report['baseline'] and report['command'].startswith('python tools/evaluate_protection.py')
+    assert report['weights_only']['agreement']['positions'] >= 0
+
+
+def test_train_and_test_flags_that_need_hardware_say_so(trained, tmp_path):
+    """--amp needs a GPU and --show a display; without them both tools stop at once, saying so."""
+    result = run('tools/train.py', PROTECTED, '--key-file', trained['key'], '--amp', '--work-dir', tmp_path,
+                 '--local-rank', '0', check=False, env={'CUDA_VISIBLE_DEVICES': ''})
+    assert result.returncode != 0 and '--amp needs a GPU' in result.stderr and 'Traceback' not in result.stderr
+    environment = {k: v for k, v in os.environ.items() if k not in ('DISPLAY', 'WAYLAND_DISPLAY')}
+    shown = subprocess.run([sys.executable, 'tools/test.py', str(PROTECTED), str(trained['checkpoint']), '--key-file',
+                            str(trained['key']), '--show', '--wait-time', '0.1', '--local_rank', '0'], cwd=REPO,
+                           env=environment, capture_output=True, text=True, timeout=600)
+    assert shown.returncode != 0 and 'use --show-dir' in shown.stderr and 'Traceback' not in shown.stderr

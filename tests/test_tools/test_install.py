@@ -49,3 +49,17 @@ def test_code_passes_the_lint():
     result = subprocess.run([sys.executable, '-m', 'ruff', 'check', str(REPO)], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_installing_into_an_environment_with_the_stack_changes_none_of_it(tmp_path):
+    """The GPU route: `pip install .` into an environment that already has torch, mmcv, mmengine and mmseg
+    (this one, as `mim` would have made it) installs this package and nothing of the stack."""
+    source = tmp_path / 'source'
+    shutil.copytree(REPO, source, ignore=IGNORED)
+    report = tmp_path / 'report.json'
+    subprocess.run([sys.executable, '-m', 'pip', 'install', '--dry-run', '--no-build-isolation', '--quiet',
+                    '--report', str(report), str(source)], check=True, capture_output=True, timeout=600)
+    import json
+    planned = {item['metadata']['name'].lower() for item in json.loads(report.read_text())['install']}
+    assert 'mmseg-keyprotect' in planned
+    assert not planned & {'torch', 'mmcv', 'mmcv-lite', 'mmengine', 'mmsegmentation', 'numpy', 'opencv-python'}

@@ -38,10 +38,10 @@ from mmseg_keyprotect.config import (
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect.utils import machine
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
-from .provenance import machine
 
 CONFIG_DIR = plugin_config_dir() / 'segformer'
 # Published on purpose, so that anyone re-running the demo gets the same cipher.
