@@ -10,7 +10,7 @@ can drift from a measurement.
 import json
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 from mmseg_keyprotect.attacks.protection_report import PART_NAMES
 
@@ -27,8 +27,9 @@ ATTACK_NAMES = dict(adapter='block-wise adapter on the frozen model',
                     scratch='floor: the same architecture from scratch')
 
 
-def _load(name: str) -> Dict:
-    return json.loads((RESULTS_DIR / f'{name}.json').read_text())
+def _load(name: str) -> Optional[Dict]:
+    path = RESULTS_DIR / f'{name}.json'
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def _machine(report: Dict) -> str:
@@ -249,6 +250,15 @@ def key_contrastive(report: Dict) -> str:
     return '\n'.join(lines)
 
 
+def device_check(report: Optional[Dict]) -> str:
+    if report is None:
+        return ('Not measured yet on a GPU. `python tools/analysis_tools/check_device.py --device cuda '
+                '--results-file docs/en/results/device_check.json` measures it, and this section shows the result.')
+    from mmseg_keyprotect.apis.device_check import report_markdown
+    body = report_markdown(report).split('\n', 2)[2].replace('## ', '#### ')
+    return f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}.\n\n{body}'
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'protection-frontier': ('protection_frontier', frontier),
     'protection-frontier-provenance': ('protection_frontier', frontier_provenance),
@@ -266,6 +276,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'demo-provenance': ('demo', demo_provenance),
     'demo-stages': ('demo', demo_stages),
     'cipher-speed': ('cipher_speed', cipher_speed),
+    'device-check': ('device_check', device_check),
 }
 
 
