@@ -234,9 +234,9 @@ def check_device(device: str = 'cpu', quick: bool = False, method: str = 'np', b
     # An autocast dtype the device lacks is reported as such, not counted as a difference.
     differences = [row for row in identity if not row['identical'] or any(
         row.get(f'autocast_{dtype}') is False for dtype in AMP_DTYPES)]
-    return dict(date=time.strftime('%Y-%m-%d'), device=device, quick=quick, method=method, block_size=block_size, rounds=rounds,
-                iterations=iterations, machine=machine(device), identity=identity, iterations_table=timings,
-                all_identical=not differences)
+    return dict(date=time.strftime('%Y-%m-%d'), device=device, quick=quick, method=method, block_size=block_size,
+                rounds=rounds, iterations=iterations, machine=machine(device), identity=identity,
+                iterations_table=timings, all_identical=not differences)
 
 
 def report_markdown(report: Dict) -> str:
