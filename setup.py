@@ -14,6 +14,7 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
+EXPERIMENTS = 'mmseg_keyprotect_experiments'
 version = {}
 exec((ROOT / 'mmseg_keyprotect' / 'version.py').read_text(), version)
 
@@ -39,7 +40,11 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    packages=find_packages(include=['mmseg_keyprotect', 'mmseg_keyprotect.*']),
+    # The experiments behind the docs' numbers are a package of their own, over the public API; their command
+    # lines are in tools/. It lives in tools/experiments/ and installs as mmseg_keyprotect_experiments.
+    packages=find_packages(include=['mmseg_keyprotect', 'mmseg_keyprotect.*']) + [EXPERIMENTS],
+    package_dir={EXPERIMENTS: 'tools/experiments'},
+    package_data={EXPERIMENTS: ['*.json']},
     cmdclass={'build_py': BuildPyWithMim},
     install_requires=['numpy', 'pyffx>=0.3', 'cryptography>=42', 'mmsegmentation>=1.2.2,<1.3', 'mmengine>=0.10,<0.11',
                       'mmcv>=2.0.0,<2.2.0', 'torch', 'pyyaml'],

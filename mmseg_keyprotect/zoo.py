@@ -10,7 +10,7 @@ import shutil
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import yaml
@@ -59,13 +59,11 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     return final
 
 
-DEMO_METAFILE = Path('work_dirs/demo/metafile.yaml')
-
-
-def metafiles(root: Union[str, Path, None] = None) -> List[Path]:
-    """The committed metafiles, and the one the demo writes for its own checkpoints."""
+def metafiles(root: Union[str, Path, None] = None, extra: Sequence[Union[str, Path]] = ()) -> List[Path]:
+    """The committed metafiles (``configs/<algo>/metafile.yaml``), then ``extra`` ones that exist (a local zoo,
+    such as the one the demo writes for the checkpoints it trained)."""
     root = plugin_config_dir() if root is None else Path(root)
-    return sorted(root.glob('*/metafile.yaml')) + ([DEMO_METAFILE] if DEMO_METAFILE.is_file() else [])
+    return sorted(root.glob('*/metafile.yaml')) + [Path(p) for p in extra if Path(p).is_file()]
 
 
 def write_readme(metafile: Union[str, Path]) -> Path:
@@ -100,19 +98,19 @@ def write_metafile(path: Union[str, Path], collection: str, models: List[Dict]) 
     return path
 
 
-def load_entries(root: Union[str, Path, None] = None) -> List[Dict]:
+def load_entries(root: Union[str, Path, None] = None, extra: Sequence[Union[str, Path]] = ()) -> List[Dict]:
     entries = []
-    for path in metafiles(root):
+    for path in metafiles(root, extra):
         document = yaml.safe_load(path.read_text()) or {}
         for model in document.get('Models', []):
             entries.append({**model, 'Metafile': str(path)})
     return entries
 
 
-def find_entry(name: str, root: Union[str, Path, None] = None) -> Dict:
-    """The entry called ``name``; the demo's local metafile wins, as it describes the
+def find_entry(name: str, root: Union[str, Path, None] = None, extra: Sequence[Union[str, Path]] = ()) -> Dict:
+    """The entry called ``name``; an ``extra`` (local) metafile wins, as it describes the
     checkpoints this machine made."""
-    for entry in reversed(load_entries(root)):
+    for entry in reversed(load_entries(root, extra)):
         if entry['Name'] == name:
             return entry
     raise KeyProtectError(f'no zoo entry named {name!r}; `python tools/zoo.py list` shows them')

@@ -1,18 +1,13 @@
 import socket
-import sys
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
 # Importing the plugin registers its components; tests must fail, not skip, without the stack.
-from mmseg.utils import register_all_modules  # noqa: E402
+from mmseg.utils import register_all_modules
 
-import mmseg_keyprotect  # noqa: E402,F401
-from mmseg_keyprotect.crypto import RunKey  # noqa: E402
-from mmseg_keyprotect.crypto.keys import write_random_key  # noqa: E402
+import mmseg_keyprotect  # noqa: F401
+from mmseg_keyprotect.crypto import RunKey
+from mmseg_keyprotect.crypto.keys import write_random_key
 
 # Tests build pipelines with mmcv's Compose, which looks types up in the default scope.
 register_all_modules(init_default_scope=True)

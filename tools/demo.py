@@ -12,9 +12,9 @@ import argparse
 import shutil
 import warnings
 
-from experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, run_demo
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, run_demo
 
 
 def main():

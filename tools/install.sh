@@ -102,7 +102,7 @@ if ! installed mmengine==0.10.7 mmsegmentation==1.2.2 ftfy regex pyffx cryptogra
 fi
 
 CURRENT_STEP="mmseg-keyprotect"
-if ! installed mmseg-keyprotect || ! "$PY" -c 'import mmseg_keyprotect' 2>/dev/null; then
+if ! installed mmseg-keyprotect || ! "$PY" -c 'import mmseg_keyprotect, mmseg_keyprotect_experiments' 2>/dev/null; then
     step "installing mmseg-keyprotect in develop mode"
     "${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT"
 fi

@@ -9,7 +9,7 @@ written by the commands named in each table's text (tools/demo.py
 """
 import argparse
 
-from experiments.results_docs import DOCUMENTS, REPO, blocks, render, update
+from mmseg_keyprotect_experiments.results_docs import DOCUMENTS, REPO, blocks, render, update
 
 
 def main():

@@ -4,6 +4,9 @@
     python tools/zoo.py verify NAME [--search-dir DIR]
     python tools/zoo.py predict NAME --key-file KEY IMAGES --out-dir DIR [--search-dir DIR]
     python tools/zoo.py readme          # regenerate configs/<algo>/README.md from the metafiles
+
+Besides the committed metafiles, the zoo reads local ones: --metafile, by default the one
+tools/demo.py writes for the checkpoints it trained (work_dirs/demo/metafile.yaml).
 """
 import argparse
 
@@ -19,6 +22,8 @@ from mmseg_keyprotect.zoo import (
     write_readme,
 )
 
+DEMO_METAFILE = 'work_dirs/demo/metafile.yaml'
+
 
 def show(value):
     return '-' if value is None else f'{value:.2f}' if isinstance(value, float) else str(value)
@@ -32,11 +37,14 @@ def main():
     parser.add_argument('--key-file')
     parser.add_argument('--out-dir', default='zoo_predictions')
     parser.add_argument('--search-dir', action='append', default=[], help='where to look for checkpoint files')
+    parser.add_argument('--metafile', action='append', default=None,
+                        help=f'a local metafile to read besides the committed ones (default: {DEMO_METAFILE})')
     args = parser.parse_args()
+    local = args.metafile if args.metafile is not None else [DEMO_METAFILE]
     if args.command == 'list':
         columns = ('Unprotected mIoU', 'mIoU', 'Plain mIoU', 'Wrong-key mIoU mean', 'Wrong-key mIoU max')
         print(f'{"name":<60} ' + ' '.join(f'{c:>19}' for c in columns) + '  status')
-        for entry in load_entries():
+        for entry in load_entries(extra=local):
             metrics = (entry.get('Results') or [{}])[0].get('Metrics', {})
             print(f'{entry["Name"]:<60} ' + ' '.join(f'{show(metrics.get(c)):>19}' for c in columns)
                   + f'  {entry.get("Status", "trained")}')
@@ -48,7 +56,7 @@ def main():
         return
     if not args.name:
         raise SystemExit('zoo: give an entry name (see `python tools/zoo.py list`)')
-    entry = find_entry(args.name)
+    entry = find_entry(args.name, extra=local)
     checkpoint = locate_checkpoint(entry, args.search_dir)
     print(f'{checkpoint}: sha256 {verify_checkpoint(checkpoint, entry)} matches the zoo entry')
     if args.command == 'predict':

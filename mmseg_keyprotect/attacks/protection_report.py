@@ -27,6 +27,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from ..apis.inference import ProtectedInferencer
 from ..config.loading import load_config
@@ -57,7 +58,7 @@ PART_NAMES = dict(sources='shuffle positions', flips='NP flip bits', table_entri
 
 
 def _log(message: str) -> None:
-    print(f'[evaluate_protection {time.strftime("%H:%M:%S")}] {message}', flush=True)
+    print_log(f'evaluate_protection: {message}', logger='current')
 
 
 def resolve_sizes(sizes: Sequence[Union[int, str]], train_count: int) -> Dict[str, int]:

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from experiments.report_rendering import write_report_files
 from mmseg_keyprotect.apis import build_test_runner, build_train_runner
 from mmseg_keyprotect.attacks.protection_report import evaluate_protection, resolve_sizes
+from mmseg_keyprotect.attacks.report_rendering import write_report_files
 from mmseg_keyprotect.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]

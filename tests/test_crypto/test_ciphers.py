@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from experiments import published_style as reference
+from mmseg_keyprotect.crypto import published_style as reference
 from mmseg_keyprotect.crypto.ciphers import (
     FFX,
     BlockCipher,

@@ -1,6 +1,6 @@
 import torch
 
-from experiments import published_style as reference
+from mmseg_keyprotect.crypto import published_style as reference
 
 
 def test_blocks_are_row_column_channel_and_invert():

@@ -3,10 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from experiments import accuracy_study as study
-from experiments.accuracy_study import parse_variant, run_accuracy_study, variant_config, variant_stem
 from mmseg_keyprotect.config import check_config, encrypt_settings, load_config
-from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect_experiments import accuracy_study as study
+from mmseg_keyprotect_experiments.accuracy_study import run_accuracy_study
+from mmseg_keyprotect_experiments.runs import Variant, variant_config
 
 
 def test_study_runs_every_seed_and_reports_the_gap(tmp_path, key_file, monkeypatch):
@@ -26,8 +26,8 @@ def test_study_runs_every_seed_and_reports_the_gap(tmp_path, key_file, monkeypat
     monkeypatch.setattr(study, 'train', fake_train)
     monkeypatch.setattr(study, 'evaluate', fake_evaluate)
     report = run_accuracy_study(str(tmp_path / 'work'), str(tmp_path / 'shapes'), key_file, iterations=2,
-                                variants=[('shuffle', 4), ('shuffle', 16)], repeated=[('shuffle', 4)], seeds=(0, 1),
-                                num_train=4, num_val=2)
+                                variants=[Variant('shuffle', 4), Variant('shuffle', 16)],
+                                repeated=[Variant('shuffle', 4)], seeds=(0, 1), num_train=4, num_val=2)
     assert [(name.split('_')[-1], seed) for name, _, seed in trained] == [
         ('baseline', 0), ('seed1', 1), ('shuffle-m4', 0), ('seed1', 1), ('shuffle-m16', 0)]
     assert [key for _, key, _ in trained] == [None, None, key_file, key_file, key_file]
@@ -42,14 +42,8 @@ def test_study_runs_every_seed_and_reports_the_gap(tmp_path, key_file, monkeypat
 
 
 def test_variant_configs_come_from_the_baseline(tmp_path):
-    written = variant_config('shuffle', 16, tmp_path)
-    assert written.parent == tmp_path / 'configs' and written.stem == variant_stem('shuffle', 16)
+    written = variant_config(Variant('shuffle', 16), tmp_path)
+    assert written.parent == tmp_path / 'configs' and written.stem == Variant('shuffle', 16).stem
     cfg = load_config(str(written))
     assert check_config(cfg) == [] and encrypt_settings(cfg)[0]['block_size'] == 16
-    assert variant_config('shuffle', 4, tmp_path).parent.name == 'segformer'  # the committed one
-
-
-def test_variants_are_parsed():
-    assert parse_variant('shuffle+np:8') == ('shuffle+np', 8)
-    with pytest.raises(ConfigError, match='METHOD:M'):
-        parse_variant('shuffle')
+    assert variant_config(Variant('shuffle', 4), tmp_path).parent.name == 'segformer'  # the committed one

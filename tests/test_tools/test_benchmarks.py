@@ -1,4 +1,4 @@
-from experiments.benchmarks import benchmark_batch_encryption, benchmark_ciphers, median_ms
+from mmseg_keyprotect_experiments.benchmarks import benchmark_batch_encryption, benchmark_ciphers, median_ms
 
 
 def test_benchmark_rows_and_ratios_are_measured():

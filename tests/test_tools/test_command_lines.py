@@ -307,3 +307,23 @@ def test_train_and_test_flags_that_need_hardware_say_so(trained, tmp_path):
                             str(trained['key']), '--show', '--wait-time', '0.1', '--local_rank', '0'], cwd=REPO,
                            env=environment, capture_output=True, text=True, timeout=600)
     assert shown.returncode != 0 and 'use --show-dir' in shown.stderr and 'Traceback' not in shown.stderr
+
+
+def test_publish_and_zoo_tools_with_a_local_metafile(trained, tmp_path):
+    published_dir = tmp_path / 'published'
+    result = run('tools/publish_model.py', trained['checkpoint'], PROTECTED, '--out-dir', published_dir,
+                 '--key-file', trained['key'])
+    [published] = published_dir.glob('*.pth')
+    assert is_locked(published) and 'sha256 ' in result.stdout
+    from mmseg_keyprotect.zoo import sha256_of, write_metafile
+    metafile = write_metafile(tmp_path / 'local' / 'metafile.yaml', 'local', [dict(
+        Name='local-model', Config=str(PROTECTED), Weights=published.name,
+        Metadata={'SHA256': sha256_of(published), 'Method': 'shuffle', 'Block Size': 4},
+        Results=[dict(Task='Semantic Segmentation', Dataset='Shapes', Metrics={'mIoU': 1.0})])])
+    listed = run('tools/zoo.py', 'list', '--metafile', metafile)
+    assert 'local-model' in listed.stdout
+    assert 'local-model' not in run('tools/zoo.py', 'list', '--metafile', tmp_path / 'none.yaml').stdout
+    verified = run('tools/zoo.py', 'verify', 'local-model', '--metafile', metafile, '--search-dir', published_dir)
+    assert 'matches the zoo entry' in verified.stdout
+    missing = run('tools/zoo.py', 'verify', 'local-model', '--metafile', metafile, check=False)
+    assert missing.returncode != 0 and 'not found' in missing.stderr

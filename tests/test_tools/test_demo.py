@@ -1,7 +1,7 @@
 import json
 
-from experiments.demo import headline_table, run_demo
 from mmseg_keyprotect.zoo import sha256_of
+from mmseg_keyprotect_experiments.demo import headline_table, run_demo
 
 
 def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):

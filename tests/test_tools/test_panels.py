@@ -1,6 +1,6 @@
 import numpy as np
 
-from experiments.panels import colorize, displayable
+from mmseg_keyprotect_experiments.panels import colorize, displayable
 
 
 def test_colorize():

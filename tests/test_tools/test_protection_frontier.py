@@ -3,7 +3,9 @@ import json
 
 import pytest
 
-from experiments.protection_frontier import (
+from mmseg_keyprotect.config import load_config
+from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect_experiments.protection_frontier import (
     FrontierStudy,
     Variant,
     frontier_rows,
@@ -12,8 +14,6 @@ from experiments.protection_frontier import (
     variant_config,
     write_figure,
 )
-from mmseg_keyprotect.config import load_config
-from mmseg_keyprotect.errors import ConfigError
 
 
 def test_variants_parse_and_name_themselves():

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from experiments.results_docs import DOCUMENTS, RENDERERS, RESULTS_DIR, blocks, render
+from mmseg_keyprotect_experiments.results_docs import DOCUMENTS, RENDERERS, RESULTS_DIR, blocks, render
 
 
 def test_every_results_block_matches_its_results_file():

@@ -11,13 +11,11 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
-
-from experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study  # noqa: E402
-from experiments.demo import PUBLIC_DEMO_KEY  # noqa: E402
-from experiments.provenance import provenance  # noqa: E402
-from mmseg_keyprotect.crypto import load_key  # noqa: E402
-from mmseg_keyprotect.errors import KeyProtectError  # noqa: E402
+from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect_experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study
+from mmseg_keyprotect_experiments.demo import PUBLIC_DEMO_KEY
+from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():
@@ -26,9 +24,9 @@ def main():
     parser.add_argument('--data-root', default='data/shapes')
     parser.add_argument('--key-file', help='key file (default: the public demo key)')
     parser.add_argument('--iterations', type=int, default=1000, help='training iterations per model')
-    parser.add_argument('--variants', nargs='+', default=[f'{m}:{b}' for m, b in VARIANTS],
+    parser.add_argument('--variants', nargs='+', default=[v.name for v in VARIANTS],
                         help='METHOD:M pairs, trained with seed 0')
-    parser.add_argument('--repeated', nargs='*', default=[f'{m}:{b}' for m, b in REPEATED],
+    parser.add_argument('--repeated', nargs='*', default=[v.name for v in REPEATED],
                         help='variants also trained with every --seeds (the baseline always is)')
     parser.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2])
     parser.add_argument('--results-file', help='write every number, with the command, date, machine and key '

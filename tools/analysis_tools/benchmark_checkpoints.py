@@ -17,11 +17,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
-
-from experiments.provenance import provenance  # noqa: E402
-from mmseg_keyprotect.checkpoint import load_locked_checkpoint, save_locked_checkpoint  # noqa: E402
-from mmseg_keyprotect.crypto import SecretKey  # noqa: E402
+from mmseg_keyprotect.checkpoint import load_locked_checkpoint, save_locked_checkpoint
+from mmseg_keyprotect.crypto import SecretKey
+from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def state_dict(megabytes: float) -> dict:

@@ -14,10 +14,8 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
-
-from experiments.benchmarks import benchmark_batch_encryption, benchmark_ciphers  # noqa: E402
-from experiments.provenance import provenance  # noqa: E402
+from mmseg_keyprotect_experiments.benchmarks import benchmark_batch_encryption, benchmark_ciphers
+from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

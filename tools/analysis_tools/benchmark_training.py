@@ -13,10 +13,8 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
-
-from experiments.benchmarks import benchmark_training  # noqa: E402
-from experiments.provenance import provenance  # noqa: E402
+from mmseg_keyprotect_experiments.benchmarks import benchmark_training
+from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tools/: the experiments package
-
-from experiments.protection_frontier import (  # noqa: E402
+from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect_experiments.protection_frontier import (
     FULL_ATTACK_SIZES,
     TRIMMED_ATTACK_SIZES,
     TRIMMED_FINE_TUNE_SIZES,
@@ -26,9 +26,7 @@ from experiments.protection_frontier import (  # noqa: E402
     run_frontier,
     write_figure,
 )
-from experiments.provenance import provenance  # noqa: E402
-from mmseg_keyprotect.crypto import load_key  # noqa: E402
-from mmseg_keyprotect.errors import KeyProtectError  # noqa: E402
+from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

@@ -15,41 +15,25 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from mmseg_keyprotect.config import protect_config
 from mmseg_keyprotect.datasets import generate_shapes
-from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect.utils import save_figure
 
-from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, run_dir, train
-from .demo import protected_stem as variant_stem
+from .runs import (
+    BASELINE,
+    CONFIG_DIR,
+    PUBLIC_DEMO_KEY,
+    Variant,
+    evaluate,
+    experiment_log,
+    parse_variant,
+    run_dir,
+    train,
+    variant_config,
+)
 
-Variant = Tuple[str, int]
-VARIANTS: Tuple[Variant, ...] = (('shuffle', 2), ('shuffle', 4), ('shuffle', 8), ('shuffle', 16), ('np', 4),
-                                 ('ffx', 4))
-REPEATED: Tuple[Variant, ...] = (('shuffle', 4),)
-
-
-def _log(message: str) -> None:
-    print(f'[accuracy_study {time.strftime("%H:%M:%S")}] {message}', flush=True)
-
-
-def parse_variant(text: str) -> Variant:
-    """``'shuffle:4'`` -> ``('shuffle', 4)``."""
-    method, _, block_size = text.partition(':')
-    if not block_size.isdigit():
-        raise ConfigError(f'variant {text!r}: expected METHOD:M, for example shuffle:4')
-    return method, int(block_size)
-
-
-def variant_config(method: str, block_size: int, out_dir: Path) -> Path:
-    """The protected config of a variant, written from the baseline (committed ones match it)."""
-    committed = CONFIG_DIR / f'{variant_stem(method, block_size)}.py'
-    if committed.is_file():
-        return committed
-    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), method, block_size, key_contrastive=False)
-    path = out_dir / 'configs' / f'{variant_stem(method, block_size)}.py'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cfg.dump(str(path))
-    return path
+VARIANTS = tuple(parse_variant(v) for v in ('shuffle:2', 'shuffle:4', 'shuffle:8', 'shuffle:16', 'np:4', 'ffx:4'))
+REPEATED = (parse_variant('shuffle:4'),)
+_log = experiment_log('accuracy_study')
 
 
 def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes',
@@ -59,7 +43,7 @@ def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/
     """Train and score the baseline and every variant; write ``accuracy_study.{md,json,png}``.
 
     Args:
-        variants: ``(method, M)`` pairs, trained with seed 0.
+        variants: the protected settings, trained with seed 0.
         repeated: variants also trained with every seed in ``seeds``; the
             baseline always is.
         seeds: seeds of the repeated runs.
@@ -75,14 +59,14 @@ def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/
         key_file = str(PUBLIC_DEMO_KEY)
     plan: List[Tuple[Optional[Variant], Path, List[int]]] = [(None, CONFIG_DIR / f'{BASELINE}.py', list(seeds))]
     for variant in variants:
-        plan.append((variant, variant_config(*variant, work_dir), list(seeds) if variant in repeated else [0]))
+        plan.append((variant, variant_config(variant, work_dir), list(seeds) if variant in repeated else [0]))
     rows = []
     for variant, config, variant_seeds in plan:
-        stem = BASELINE if variant is None else variant_stem(*variant)
+        stem = BASELINE if variant is None else variant.stem
         runs = {}
         for seed in variant_seeds:
             directory = run_dir(work_dir, stem, seed)
-            name = 'baseline' if variant is None else f'{variant[0]}, M = {variant[1]}'
+            name = 'baseline' if variant is None else f'{variant.method}, M = {variant.block_size}'
             _log(f'{name}, seed {seed}: training ({iterations} iterations) in {directory}')
             protected_key = None if variant is None else key_file
             checkpoint = train(config, directory, protected_key, iterations, data_root, seed)
@@ -91,8 +75,8 @@ def run_accuracy_study(work_dir: str = 'work_dirs/demo', data_root: str = 'data/
                               if 'plain/mIoU' in metrics else None)
             _log(f'{name}, seed {seed}: mIoU {metrics["mIoU"]:.2f}')
         values = np.array([run['mIoU'] for run in runs.values()])
-        rows.append(dict(method='none' if variant is None else variant[0],
-                         block_size=None if variant is None else variant[1], runs=runs,
+        rows.append(dict(method='none' if variant is None else variant.method,
+                         block_size=None if variant is None else variant.block_size, runs=runs,
                          mean=float(values.mean()), std=float(values.std(ddof=1)) if len(values) > 1 else None))
     baseline = rows[0]['mean']
     for row in rows:
@@ -136,7 +120,4 @@ def write_figure(rows: List[Dict], path: Path) -> Path:
     axis.set_xticklabels(labels, fontsize=8)
     axis.set(ylabel='mIoU with the key (%)', title='Protected vs unprotected, same schedule')
     axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -5,9 +5,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from mmseg_keyprotect.crypto import SecretKey
-
-from . import published_style
+from mmseg_keyprotect.crypto import SecretKey, published_style
 
 
 def median_ms(function: Callable[[], object], repeats: int = 30, warmup: int = 3) -> float:

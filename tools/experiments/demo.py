@@ -9,7 +9,6 @@ the command, machine and date), ``report.md``, one figure per sample image
 and a local zoo metafile.
 """
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -17,10 +16,7 @@ from typing import Dict, List, Optional, Sequence
 import cv2
 import numpy as np
 import torch
-from mmengine.hooks import Hook
-from mmengine.utils import ProgressBar
 
-from mmseg_keyprotect.apis import build_test_runner, build_train_runner
 from mmseg_keyprotect.attacks.labelled_images import encrypt_with, score
 from mmseg_keyprotect.attacks.labelled_images import predict as predict_batch
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
@@ -33,7 +29,6 @@ from mmseg_keyprotect.config import (
     DEFAULT_KEY_CONTRASTIVE,
     DEFAULT_METHOD,
     KEY_CONTRASTIVE_WEIGHT,
-    plugin_config_dir,
 )
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
@@ -42,11 +37,9 @@ from mmseg_keyprotect.utils import machine
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
+from .runs import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, experiment_log, protected_stem, run_dir, train
 
-CONFIG_DIR = plugin_config_dir() / 'segformer'
-# Published on purpose, so that anyone re-running the demo gets the same cipher.
-PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
-BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
+_log = experiment_log('demo')
 ADAPTER_ATTACKS = dict(adapter='block-wise adapter', value_table='value-table adapter')
 STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
           'asking what the key holder, a stranger and a thief get', 'drawing the figures',
@@ -56,78 +49,6 @@ STAGES = ('generating the data', 'training the unprotected baseline', 'training 
 #: The demo's protected model is trained key-contrastively with this loss weight when the default setting is
 #: (None: ordinary protected training).
 DEFAULT_DEMO_KEY_CONTRASTIVE = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None
-
-
-def protected_stem(method: str, block_size: int, key_contrastive: Optional[float] = None) -> str:
-    """The config name of a protected demo variant (``-kcW`` for key-contrastive training with weight W)."""
-    suffix = '' if not key_contrastive else f'-kc{key_contrastive:g}'
-    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}{suffix}'
-
-
-def run_dir(work_dir: Path, stem: str, seed: int = 0) -> Path:
-    """Where one training run lives; the demo's runs are the seed-0 runs of the accuracy study."""
-    name = 'baseline' if stem == BASELINE else stem
-    return work_dir / (name if seed == 0 else f'{name}_seed{seed}')
-
-
-def _log(message: str) -> None:
-    print(f'[demo {time.strftime("%H:%M:%S")}] {message}', flush=True)
-
-
-def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path,
-          seed: int = 0, progress: bool = False) -> Path:
-    """Train ``config`` for ``iterations`` with ``seed``; return the final checkpoint (reused if present).
-
-    With ``progress``, a progress bar replaces MMEngine's console log (the work dir keeps the full log).
-    """
-    warmup = min(50, max(1, iterations // 10))
-    options = {'randomness.seed': seed, 'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
-               'default_hooks.checkpoint.interval': iterations,
-               'train_dataloader.dataset.data_root': str(data_root),
-               'val_dataloader.dataset.data_root': str(data_root),
-               'test_dataloader.dataset.data_root': str(data_root),
-               # Warm-up then linear decay, scaled to the budget (the config's is for 1000 iterations).
-               'param_scheduler.0.end': warmup, 'param_scheduler.1.begin': warmup,
-               'param_scheduler.1.end': iterations}
-    checkpoint = work_dir / f'iter_{iterations}.pth'
-    if checkpoint.is_file():
-        _log(f'{config.name}: reusing {checkpoint}')
-        return checkpoint
-    if progress:
-        options['log_level'] = 'ERROR'
-    runner = build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options)
-    if progress:
-        runner.register_hook(_TrainingProgress())
-    runner.train()
-    return checkpoint
-
-
-def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[str], data_root: Path,
-             num_wrong_keys: int, quiet: bool = False) -> Dict[str, float]:
-    """Test metrics; for a protected config these include plain/ and wrong_key/ entries."""
-    options = {'test_dataloader.dataset.data_root': str(data_root)}
-    if quiet:
-        options['log_level'] = 'ERROR'
-    if key_file is not None:
-        options['custom_hooks'] = [dict(type='KeyProtectHook', num_wrong_keys=num_wrong_keys, evaluate_plain=True)]
-    runner = build_test_runner(str(config), str(checkpoint), key_file=key_file, work_dir=str(work_dir / 'test'),
-                               cfg_options=options)
-    return runner.test()
-
-
-class _TrainingProgress(Hook):
-    """A progress bar with the time left, instead of MMEngine's log lines, while the demo trains."""
-
-    priority = 'LOW'
-
-    def before_train(self, runner) -> None:
-        self.bar = ProgressBar(runner.max_iters - runner.iter)
-
-    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
-        self.bar.update()
-
-    def after_train(self, runner) -> None:
-        sys.stdout.write('\n')
 
 
 def _minutes(seconds: float) -> str:

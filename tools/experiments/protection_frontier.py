@@ -16,7 +16,6 @@ interrupted study resumes where it stopped and finished runs are reused.
 import json
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
@@ -24,47 +23,28 @@ import numpy as np
 
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
-from mmseg_keyprotect.config import protect_config
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
-from mmseg_keyprotect.errors import ConfigError
+from mmseg_keyprotect.utils import atomic_file, save_figure
 
-from .accuracy_study import variant_config as plain_variant_config
-from .demo import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, protected_stem, run_dir, train
+from .runs import (
+    BASELINE,
+    CONFIG_DIR,
+    PUBLIC_DEMO_KEY,
+    Variant,
+    evaluate,
+    experiment_log,
+    parse_variant,
+    run_dir,
+    train,
+    variant_config,
+)
 
 BEST_MAX_LABELLED = 10
 #: Gap to the baseline's mean within which a variant "keeps accuracy" (the rule that picks the default).
 ACCURACY_TOLERANCE = 1.0
 #: A model trained again with the same seed and code scores the same mIoU on the CPU, up to rounding.
 REPRODUCED_TOLERANCE = 0.011
-
-
-@dataclass(frozen=True)
-class Variant:
-    """One protected setting: a cipher chain, a block size, and the key-contrastive weight (None: off)."""
-    method: str
-    block_size: int
-    key_contrastive: Optional[float] = None
-
-    @property
-    def name(self) -> str:
-        suffix = '' if self.key_contrastive is None else f'+kc{self.key_contrastive:g}'
-        return f'{self.method}:{self.block_size}{suffix}'
-
-    @property
-    def stem(self) -> str:
-        return protected_stem(self.method, self.block_size, self.key_contrastive)
-
-
-def parse_variant(text: str) -> Variant:
-    """``'shuffle+np:4'`` or ``'shuffle:4+kc0.1'`` -> a :class:`Variant`."""
-    setting, _, contrastive = text.partition('+kc')
-    method, _, block_size = setting.rpartition(':')
-    try:
-        return Variant(method, int(block_size), float(contrastive) if contrastive else None)
-    except ValueError:
-        raise ConfigError(f'variant {text!r}: expected METHOD:M or METHOD:M+kcWEIGHT, for example shuffle+np:4 '
-                          'or shuffle:4+kc0.1')
 
 
 VARIANTS = tuple(parse_variant(v) for v in (
@@ -75,23 +55,7 @@ FULL_ATTACK_SIZES = (1, 2, 5, 10, 40)
 TRIMMED_ATTACK_SIZES, TRIMMED_FINE_TUNE_SIZES = (1, 10, 40), (10,)
 
 
-def _log(message: str) -> None:
-    print(f'[protection_frontier {time.strftime("%H:%M:%S")}] {message}', flush=True)
-
-
-def variant_config(variant: Variant, out_dir: Path) -> Path:
-    """The variant's protected config (committed when it exists, else written under ``out_dir``)."""
-    if variant.key_contrastive is None:
-        return plain_variant_config(variant.method, variant.block_size, out_dir)
-    committed = CONFIG_DIR / f'{variant.stem}.py'
-    if committed.is_file():
-        return committed
-    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), variant.method, variant.block_size,
-                            key_contrastive=dict(negative_weight=variant.key_contrastive))
-    path = out_dir / 'configs' / f'{variant.stem}.py'
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cfg.dump(str(path))
-    return path
+_log = experiment_log('protection_frontier')
 
 
 class FrontierStudy:
@@ -128,9 +92,8 @@ class FrontierStudy:
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = self.path.with_suffix('.json.tmp')
-        temporary.write_text(json.dumps(self.state, indent=2))
-        temporary.replace(self.path)
+        with atomic_file(self.path) as handle:
+            handle.write(json.dumps(self.state, indent=2).encode())
 
     # ------------------------------------------------------------ training
     def _authorized(self, row: Dict, config: Path, stem: str, seed: int, key_file: Optional[str],
@@ -437,7 +400,4 @@ def write_figure(rows: List[Dict], baseline: float, path: Path, choice: Optional
         axis.legend(fontsize=7, loc='lower right')
     axes[0].set_ylabel('key holder mIoU (mean over seeds)')
     figure.suptitle('Protection frontier (o: every seed measured, x: one seed)')
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

@@ -1,9 +1,10 @@
-"""Straightforward transforms in the style of the published code.
+"""The block-wise transforms written as the published code writes them: a reference, not the product's path.
 
 Float tensors, reshape into blocks, index by the key, reshape back: easy to
-check by eye against the papers. Used as the oracle in tests and as the
-baseline the benchmark compares :class:`~mmseg_keyprotect.crypto.BlockCipher`
-with. Images are Nx3xHxW float tensors holding 0..255, RGB.
+check by eye against the papers. :class:`~mmseg_keyprotect.crypto.BlockCipher`
+computes the same transforms as one composed map; this module is what it is
+checked against (the tests) and compared with (the cipher benchmark). Images
+are Nx3xHxW float tensors holding 0..255, RGB.
 """
 import torch
 

@@ -8,7 +8,8 @@ import matplotlib
 matplotlib.use('Agg')  # files only; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
 
-from mmseg_keyprotect.attacks.protection_report import PART_NAMES  # noqa: E402
+from ..utils import save_figure  # noqa: E402
+from .protection_report import PART_NAMES  # noqa: E402
 
 
 def _reference_lines(axis, report: Dict) -> None:
@@ -34,7 +35,7 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
         title = f'{wrong["summary"]["count"]} random wrong keys ({report["method"]}, M = {report["block_size"]})'
         axis.set(xlabel='mIoU (%)', ylabel='wrong keys', title=title)
         axis.legend(fontsize=8)
-        written.append(_save(figure, out_dir / 'wrong_keys.png'))
+        written.append(save_figure(figure, out_dir / 'wrong_keys.png'))
     if report.get('near_keys'):
         figure, axis = plt.subplots(figsize=(6, 3.5))
         for part, curve in report['near_keys'].items():
@@ -42,7 +43,7 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
         _reference_lines(axis, report)
         axis.set(xlabel='share of the key right (%)', ylabel='mIoU (%)', title='Near keys')
         axis.legend(fontsize=7)
-        written.append(_save(figure, out_dir / 'near_keys.png'))
+        written.append(save_figure(figure, out_dir / 'near_keys.png'))
     attacks = report.get('learning_attacks') or []
     if attacks:
         kinds = list(dict.fromkeys(row['attack'] for row in attacks))
@@ -55,15 +56,8 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
             axis.set(xlabel='training iterations', title=kind.replace('_', ' '))
             axis.legend(fontsize=7)
         axes[0][0].set_ylabel('mIoU on plain images (%)')
-        written.append(_save(figure, out_dir / 'learning_attacks.png'))
+        written.append(save_figure(figure, out_dir / 'learning_attacks.png'))
     return written
-
-
-def _save(figure, path: Path) -> Path:
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
 
 
 def _percent(value) -> str:
@@ -122,6 +116,7 @@ def markdown_report(report: Dict) -> str:
                      f'{100 * only["ffx_positions"]["correct"]:.1f}% of positions classified right.')
     if only.get('note'):
         lines += ['', only['note'] + '.']
+    lines += weights_only_section(report.get('weights_only') or {}, report['method'])
     attacks = report.get('learning_attacks') or []
     if attacks:
         lines += ['', '## Learning attacks with k labelled plain images', '',
@@ -134,6 +129,31 @@ def markdown_report(report: Dict) -> str:
                          f'{row["curve"][-1][1]:.2f} |')
     lines += [''] + [f'![{Path(f).stem}]({Path(f).name})' for f in report.get('figures', [])]
     return '\n'.join(lines) + '\n'
+
+
+def weights_only_section(result: Dict, method: str) -> List[str]:
+    """The thief with the weights and no labels, as markdown lines."""
+    lines = ['', '## Weights only (no labels)', '']
+    if 'mIoU' not in result:
+        return lines + [result.get('note', 'Not measured.')]
+    agreement, search = result['agreement'], result['search']
+    lines += [f'Uses {result["uses"]}. Keyed structure found in the first convolution: {result["structure"]:.2f} '
+              f'(near 0 when its filters look plain); {result["phases"]} output phase(s) per block.', '',
+              '| step | key positions right | NP flips right | pixels placed right | oracle evaluations | mIoU |',
+              '|---|---|---|---|---|---|',
+              f'| read off the weights | {100 * agreement["positions"]:.1f}% | {100 * agreement["flips"]:.1f}% | '
+              f'{100 * agreement["pixels"]:.1f}% | {result["candidates"]} | {result["mIoU"]:.2f} |',
+              f'| then searched | {100 * search["agreement"]["positions"]:.1f}% | '
+              f'{100 * search["agreement"]["flips"]:.1f}% | {100 * search["agreement"]["pixels"]:.1f}% | '
+              f'{search["evaluations"]} | {search["mIoU"]:.2f} |']
+    oracles = result.get('oracles')
+    if oracles:
+        lines += ['', 'Which label-free statistic tells the key from plain images and random keys (the evaluator\'s '
+                  'check; the search uses mutual information):', '', '| statistic | with the key | best other | '
+                  'separates |', '|---|---|---|---|']
+        lines += [f'| {name.replace("_", " ")} | {row["key"]:.3f} | {row["others_max"]:.3f} | '
+                  f'{"yes" if row["separates"] else "no"} |' for name, row in oracles.items()]
+    return lines
 
 
 def write_report_files(report: Dict, out_dir: Path) -> List[Path]:

@@ -1,0 +1,147 @@
+"""What every experiment shares: the demo's configs and key, variants, training and testing runs, logging.
+
+The demo, the accuracy study and the protection frontier train the same
+models; a run lives in ``run_dir(work_dir, stem, seed)`` and is reused when its
+checkpoint exists, so studies share runs and resume.
+"""
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Dict, Optional
+
+from mmengine.hooks import Hook
+from mmengine.utils import ProgressBar
+
+from mmseg_keyprotect.apis import build_test_runner, build_train_runner
+from mmseg_keyprotect.config import plugin_config_dir, protect_config
+from mmseg_keyprotect.errors import ConfigError
+
+CONFIG_DIR = plugin_config_dir() / 'segformer'
+# Published on purpose, so that anyone re-running the demo gets the same cipher.
+PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
+BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
+
+
+def experiment_log(name: str) -> Callable[[str], None]:
+    """A logger for one experiment: timestamped lines on standard output, flushed at once."""
+    def log(message: str) -> None:
+        print(f'[{name} {time.strftime("%H:%M:%S")}] {message}', flush=True)
+    return log
+
+
+_log = experiment_log('runs')
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One protected setting: a cipher chain, a block size, and the key-contrastive weight (None: off)."""
+    method: str
+    block_size: int
+    key_contrastive: Optional[float] = None
+
+    @property
+    def name(self) -> str:
+        suffix = '' if self.key_contrastive is None else f'+kc{self.key_contrastive:g}'
+        return f'{self.method}:{self.block_size}{suffix}'
+
+    @property
+    def stem(self) -> str:
+        """The config name of the variant (``-kcW`` for key-contrastive training with weight W)."""
+        return protected_stem(self.method, self.block_size, self.key_contrastive)
+
+
+def parse_variant(text: str) -> Variant:
+    """``'shuffle+np:4'`` or ``'shuffle:4+kc0.1'`` -> a :class:`Variant`."""
+    setting, _, contrastive = text.partition('+kc')
+    method, _, block_size = setting.rpartition(':')
+    try:
+        return Variant(method, int(block_size), float(contrastive) if contrastive else None)
+    except ValueError:
+        raise ConfigError(f'variant {text!r}: expected METHOD:M or METHOD:M+kcWEIGHT, for example shuffle+np:4 '
+                          'or shuffle:4+kc0.1')
+
+
+def protected_stem(method: str, block_size: int, key_contrastive: Optional[float] = None) -> str:
+    """The config name of a protected demo variant (``-kcW`` for key-contrastive training with weight W)."""
+    suffix = '' if not key_contrastive else f'-kc{key_contrastive:g}'
+    return f'{BASELINE}_{method.replace("+", "-")}-m{block_size}{suffix}'
+
+
+def run_dir(work_dir: Path, stem: str, seed: int = 0) -> Path:
+    """Where one training run lives; the demo's runs are the seed-0 runs of the accuracy study."""
+    name = 'baseline' if stem == BASELINE else stem
+    return work_dir / (name if seed == 0 else f'{name}_seed{seed}')
+
+
+def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int, data_root: Path,
+          seed: int = 0, progress: bool = False) -> Path:
+    """Train ``config`` for ``iterations`` with ``seed``; return the final checkpoint (reused if present).
+
+    With ``progress``, a progress bar replaces MMEngine's console log (the work dir keeps the full log).
+    """
+    warmup = min(50, max(1, iterations // 10))
+    options = {'randomness.seed': seed, 'train_cfg.max_iters': iterations, 'train_cfg.val_interval': iterations,
+               'default_hooks.checkpoint.interval': iterations,
+               'train_dataloader.dataset.data_root': str(data_root),
+               'val_dataloader.dataset.data_root': str(data_root),
+               'test_dataloader.dataset.data_root': str(data_root),
+               # Warm-up then linear decay, scaled to the budget (the config's is for 1000 iterations).
+               'param_scheduler.0.end': warmup, 'param_scheduler.1.begin': warmup,
+               'param_scheduler.1.end': iterations}
+    checkpoint = work_dir / f'iter_{iterations}.pth'
+    if checkpoint.is_file():
+        _log(f'{config.name}: reusing {checkpoint}')
+        return checkpoint
+    if progress:
+        options['log_level'] = 'ERROR'
+    runner = build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options)
+    if progress:
+        runner.register_hook(_TrainingProgress())
+    runner.train()
+    return checkpoint
+
+
+def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[str], data_root: Path,
+             num_wrong_keys: int, quiet: bool = False) -> Dict[str, float]:
+    """Test metrics; for a protected config these include plain/ and wrong_key/ entries."""
+    options = {'test_dataloader.dataset.data_root': str(data_root)}
+    if quiet:
+        options['log_level'] = 'ERROR'
+    if key_file is not None:
+        options['custom_hooks'] = [dict(type='KeyProtectHook', num_wrong_keys=num_wrong_keys, evaluate_plain=True)]
+    runner = build_test_runner(str(config), str(checkpoint), key_file=key_file, work_dir=str(work_dir / 'test'),
+                               cfg_options=options)
+    return runner.test()
+
+
+class _TrainingProgress(Hook):
+    """A progress bar with the time left, instead of MMEngine's log lines, while the demo trains."""
+
+    priority = 'LOW'
+
+    def before_train(self, runner) -> None:
+        self.bar = ProgressBar(runner.max_iters - runner.iter)
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
+        self.bar.update()
+
+    def after_train(self, runner) -> None:
+        sys.stdout.write('\n')
+
+
+
+
+def variant_config(variant: Variant, out_dir: Path) -> Path:
+    """The protected config of a variant: the committed one when it exists, else written under ``out_dir`` from
+    the baseline by :func:`~mmseg_keyprotect.config.protect_config` (as the committed ones were)."""
+    committed = CONFIG_DIR / f'{variant.stem}.py'
+    if committed.is_file():
+        return committed
+    contrastive = False if variant.key_contrastive is None else dict(negative_weight=variant.key_contrastive)
+    cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), variant.method, variant.block_size,
+                            key_contrastive=contrastive)
+    path = out_dir / 'configs' / f'{variant.stem}.py'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cfg.dump(str(path))
+    return path
