@@ -1,8 +1,26 @@
 """mmseg-keyprotect: protect MMSegmentation models with a secret key.
 
-Importing the package registers its transform, data preprocessor, hook and dataset in mmseg's
-registries; configs load it with
+Configs load the plugin with
 ``custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)``.
+Importing it changes these global things, and nothing else:
+
+* mmseg's registries gain ``BlockwiseEncrypt``, ``ShapesDataset``, the data
+  preprocessors ``KeyProtectDataPreProcessor`` and
+  ``KeyContrastiveDataPreProcessor``, the key-contrastive segmentors and
+  ``KeyProtectHook``;
+* ``PackSegInputs`` in mmseg's transform registry becomes the plugin's
+  subclass, which also keeps the ``padding_size`` record of
+  ``BlockwiseEncrypt`` (no mmseg transform writes that key, so every other
+  pipeline packs exactly as before);
+* MMEngine's loader of local checkpoint files is replaced by one that also
+  opens locked checkpoints with the run's key (other files load exactly as
+  before), and a file backend that writes locked checkpoints is registered;
+* torch's safe globals for ``torch.load(weights_only=True)`` gain the
+  MMEngine and numpy types that MMEngine checkpoints hold, so checkpoints load
+  under torch >= 2.6 with ``weights_only`` kept on.
+
+``docs/en/user_guides/protect_configs.md`` says the same for users; a test
+checks that stock pipelines and stock checkpoints behave as without the plugin.
 """
 from .checkpoint import allow_checkpoint_globals
 from .config import check_config, protect_config

@@ -39,6 +39,13 @@ def parse_args():
                              f'(default {KEY_CONTRASTIVE_WEIGHT})' + (' (on by default)' if DEFAULT_KEY_CONTRASTIVE
                                                                        else ''))
     contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
+    parser.add_argument('--negative-share', type=float,
+                        help='key-contrastive: share of each batch that gets a negative copy (default 1)')
+    parser.add_argument('--negative-interval', type=int,
+                        help='key-contrastive: add negatives at every n-th iteration only (default 1)')
+    parser.add_argument('--negative-statistics', choices=['batch', 'running'],
+                        help="key-contrastive: batch norm on the negatives uses their batch's statistics (default) "
+                             'or the running ones, as at deployment')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()
@@ -50,10 +57,17 @@ def main():
         run_key = RunKey.load(args.key_file)
         run_key.cipher(args.method, args.block_size)
         run_key.require_lockable('checkpoints of protected runs are written locked')
+    options = {name: value for name, value in (('negative_share', args.negative_share),
+                                               ('negative_interval', args.negative_interval),
+                                               ('negative_statistics', args.negative_statistics)) if value is not None}
+    if args.no_key_contrastive and options:
+        raise KeyProtectError(f'--no-key-contrastive with {", ".join("--" + n.replace("_", "-") for n in options)}: '
+                              'those settings are of key-contrastive training')
+    if args.key_contrastive is not None:
+        options['negative_weight'] = args.key_contrastive
     protected, notes = protect_config(args.config, args.method, args.block_size, args.key_file, args.num_wrong_keys,
                                       on_device=args.on_device,
-                                      key_contrastive=False if args.no_key_contrastive else None
-                                      if args.key_contrastive is None else dict(negative_weight=args.key_contrastive))
+                                      key_contrastive=False if args.no_key_contrastive else options or None)
     output = write_leaf_config(args.config, args.output, protected, args.method, args.block_size, notes,
                                overwrite=args.force)
     for note in notes:

@@ -1,13 +1,13 @@
 """Attacks on the key itself: known plaintext, ciphertext-only estimation and near keys.
 
-Every attack returns a :class:`~mmseg_keyprotect.ciphers.BlockCipher` (the
+Every attack returns a :class:`~mmseg_keyprotect.crypto.BlockCipher` (the
 key as the attacker knows it), so its success is measured twice: how much of
 the key is right (:func:`key_agreement`) and what segmentation quality it
 buys (the protection report evaluates the model with it).
 
 All functions work on the key's own layout: an image is cut into M x M blocks
 and each block flattened to ``L = 3 * M * M`` values, (row, column, channel)
-with RGB channels fastest, as :mod:`mmseg_keyprotect.ciphers` defines.
+with RGB channels fastest, as :mod:`mmseg_keyprotect.crypto.ciphers` defines.
 """
 from typing import Dict, List, Optional, Sequence, Tuple
 

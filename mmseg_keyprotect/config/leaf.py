@@ -22,6 +22,8 @@ from .pipelines import (
     ENCRYPT,
     HOOK,
     PACK,
+    PREPROCESSOR_OPTIONS,
+    SEGMENTOR_OPTIONS,
     dataset_pipelines,
     encrypt_settings,
     preprocessor_encrypts,
@@ -115,14 +117,12 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
         model['test_cfg'] = dict(crop_size=tuple(test_cfg.crop_size), stride=tuple(test_cfg.stride))
     if transform_type(preprocessor) == CONTRASTIVE_PREPROCESSOR:
         model['type'] = protected.model.type
-        if 'negative_weight' in protected.model:
-            model['negative_weight'] = protected.model.negative_weight
+        model.update({k: protected.model[k] for k in SEGMENTOR_OPTIONS if k in protected.model})
         model['data_preprocessor'] = dict(type=CONTRASTIVE_PREPROCESSOR, method=method, block_size=block_size,
                                           on_device=on_device)
         if key_file:
             model['data_preprocessor']['key_file'] = key_file
-        model['data_preprocessor'].update({k: preprocessor[k] for k in ('negatives', 'max_near_fraction')
-                                           if k in preprocessor})
+        model['data_preprocessor'].update({k: preprocessor[k] for k in PREPROCESSOR_OPTIONS if k in preprocessor})
     elif on_device:
         model['data_preprocessor'] = dict(type=DEVICE_PREPROCESSOR, method=method, block_size=block_size,
                                           **(dict(key_file=key_file) if key_file else {}))

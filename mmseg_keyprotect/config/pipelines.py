@@ -13,6 +13,10 @@ KEY_CONTRASTIVE_SEGMENTORS = {
     'EncoderDecoder': 'KeyContrastiveEncoderDecoder',
     'CascadeEncoderDecoder': 'KeyContrastiveCascadeEncoderDecoder',
 }
+#: Settings of key-contrastive training: the segmentor's, then the data preprocessor's.
+SEGMENTOR_OPTIONS = ('negative_weight', 'negative_statistics')
+PREPROCESSOR_OPTIONS = ('negatives', 'max_near_fraction', 'negative_share', 'negative_interval')
+KEY_CONTRASTIVE_OPTIONS = SEGMENTOR_OPTIONS + PREPROCESSOR_OPTIONS
 PLUGIN = 'mmseg_keyprotect'
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 

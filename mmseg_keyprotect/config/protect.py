@@ -24,9 +24,11 @@ from .pipelines import (
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     HOOK,
+    KEY_CONTRASTIVE_OPTIONS,
     KEY_CONTRASTIVE_SEGMENTORS,
     PACK,
     PLUGIN,
+    PREPROCESSOR_OPTIONS,
     dataset_pipelines,
     transform_type,
 )
@@ -106,12 +108,13 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
         num_wrong_keys (int): random wrong keys the hook evaluates.
         evaluate_plain (bool): whether the hook evaluates plain images.
         on_device (bool): encrypt whole batches on the model's device
-            (:class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`);
+            (:class:`~mmseg_keyprotect.models.KeyProtectDataPreProcessor`);
             the pipelines then only pad to whole blocks.
         key_contrastive (bool | dict, optional): also train the model to fail
             without the key: ``True`` for the defaults, or a dict of
-            ``negative_weight`` (the segmentor's) and ``negatives`` /
-            ``max_near_fraction`` (the
+            ``negative_weight`` / ``negative_statistics`` (the segmentor's) and
+            ``negatives`` / ``max_near_fraction`` / ``negative_share`` /
+            ``negative_interval`` (the
             :class:`~mmseg_keyprotect.models.KeyContrastiveDataPreProcessor`'s);
             ``False`` for ordinary protected training. ``None`` (default)
             follows ``DEFAULT_KEY_CONTRASTIVE`` where the segmentor supports
@@ -193,19 +196,21 @@ def _key_contrastive_problem(cfg: Config) -> Optional[str]:
 
 def _make_key_contrastive(cfg: Config, options: dict, encrypt: dict, on_device: bool) -> None:
     """Swap in the key-contrastive segmentor and data preprocessor."""
-    unknown = set(options) - {'negative_weight', 'negatives', 'max_near_fraction'}
+    unknown = set(options) - set(KEY_CONTRASTIVE_OPTIONS)
     if unknown:
-        raise ConfigError(f'key_contrastive: unknown settings {sorted(unknown)}; expected negative_weight, '
-                          'negatives, max_near_fraction')
+        raise ConfigError(f'key_contrastive: unknown settings {sorted(unknown)}; expected '
+                          f'{", ".join(KEY_CONTRASTIVE_OPTIONS)}')
     problem = _key_contrastive_problem(cfg)
     if problem:
         raise ConfigError(f'key_contrastive: {problem}')
     kind = transform_type(cfg.model)
     cfg.model['type'] = KEY_CONTRASTIVE_SEGMENTORS.get(kind, kind)
     cfg.model['negative_weight'] = float(options.get('negative_weight', KEY_CONTRASTIVE_WEIGHT))
+    if 'negative_statistics' in options:
+        cfg.model['negative_statistics'] = options['negative_statistics']
     preprocessor = dict(cfg.model.get('data_preprocessor') or {}, type=CONTRASTIVE_PREPROCESSOR,
                         method=encrypt['method'], block_size=encrypt['block_size'], on_device=on_device)
-    preprocessor.update({k: options[k] for k in ('negatives', 'max_near_fraction') if k in options})
+    preprocessor.update({k: options[k] for k in PREPROCESSOR_OPTIONS if k in options})
     if 'key_file' in encrypt:
         preprocessor['key_file'] = encrypt['key_file']
     cfg.model['data_preprocessor'] = preprocessor

@@ -88,9 +88,10 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
 
 @MODELS.register_module()
 class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
-    """Adds, in training, a negative copy of every image: the batch under a key that is not the key.
+    """Adds, in training, negative copies of the images: the batch under a key that is not the key.
 
-    After the batch comes one copy of each of its images, encrypted with a fresh
+    After the batch comes one copy of each of its images (or of a share of them,
+    ``negative_share``, at every ``negative_interval``-th iteration), encrypted with a fresh
     random key, with a near key (a random share of one part of the key right,
     up to ``max_near_fraction``), or left plain, drawn with the probabilities
     of ``negatives``. The copies' data samples carry
@@ -113,12 +114,25 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
             ``plain`` negatives. Defaults to 0.5 / 0.25 / 0.25.
         max_near_fraction (float): the largest share of the key a near-key
             negative gets right. Defaults to 0.9.
+        negative_share (float): the share of a batch's images that get a
+            negative copy (drawn at random; at least one). Less than 1 makes
+            training cheaper: the network's work grows by this share.
+            Defaults to 1.0.
+        negative_interval (int): add negatives at every n-th training
+            iteration only. Defaults to 1 (every iteration).
         **kwargs: :class:`KeyProtectDataPreProcessor` arguments.
     """
 
     def __init__(self, on_device: bool = True, negatives: Optional[Dict[str, float]] = None,
-                 max_near_fraction: float = 0.9, **kwargs):
+                 max_near_fraction: float = 0.9, negative_share: float = 1.0, negative_interval: int = 1,
+                 **kwargs):
         super().__init__(**kwargs)
+        if not 0.0 < negative_share <= 1.0:
+            raise ConfigError(f'negative_share = {negative_share!r}: expected 0 < share <= 1')
+        if isinstance(negative_interval, bool) or not isinstance(negative_interval, int) or negative_interval < 1:
+            raise ConfigError(f'negative_interval = {negative_interval!r}: expected an integer >= 1')
+        self.negative_share, self.negative_interval = float(negative_share), negative_interval
+        self._training_calls = 0
         self.on_device = bool(on_device)
         self.negatives = dict(DEFAULT_NEGATIVES if negatives is None else negatives)
         unknown = set(self.negatives) - set(DEFAULT_NEGATIVES)
@@ -142,10 +156,16 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
     def forward(self, data: dict, training: bool = False) -> dict:
         if not training:
             return super().forward(data, training)
+        self._training_calls += 1
+        if (self._training_calls - 1) % self.negative_interval:
+            return super().forward(data, training)
         data = self.cast_data(data)
         inputs, samples = list(data['inputs']), list(data['data_samples'])
-        plain = inputs if self.on_device else [self._decrypt(image) for image in inputs]
-        kinds = self._rng.choice(len(self._kinds), len(inputs), p=self._kind_weights)
+        count = max(1, round(self.negative_share * len(inputs)))
+        chosen_images = np.sort(self._rng.choice(len(inputs), count, replace=False)) if count < len(inputs) \
+            else np.arange(len(inputs))
+        plain = [inputs[i] if self.on_device else self._decrypt(inputs[i]) for i in chosen_images]
+        kinds = self._rng.choice(len(self._kinds), len(plain), p=self._kind_weights)
         negatives = list(plain)
         for kind_index in set(kinds.tolist()):
             cipher = self._negative_cipher(self._kinds[kind_index])
@@ -153,8 +173,8 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
             for index, image in zip(chosen, self.encrypt_with([plain[i] for i in chosen], cipher)):
                 negatives[index] = image
         copies = []
-        for sample in samples:
-            copy = sample.clone()
+        for index in chosen_images:
+            copy = samples[index].clone()
             copy.set_metainfo({NEGATIVE_META_KEY: True})
             copies.append(copy)
         data['inputs'] = self.encrypt(inputs) + negatives

@@ -179,3 +179,46 @@ def test_the_default_trains_key_contrastively_where_the_segmentor_allows():
             assert protect_config(other)[0].model.type == 'EncoderDecoder'
     with pytest.raises(ConfigError, match='Mask2FormerHead'):
         protect_config(other, key_contrastive=True)
+
+
+def test_a_share_of_the_batch_and_every_nth_iteration(key_file):
+    """Cheaper negatives: a quarter of an 8-image batch gets a negative copy, of the right images; with an
+    interval of 2 every other training call adds none."""
+    np.random.seed(0)
+    contrastive = KeyContrastiveDataPreProcessor(key_file=key_file, on_device=True, negatives=dict(plain=1.0),
+                                                 negative_share=0.25, negative_interval=2, **NORMALISE)
+    plain = MODELS.build(dict(type='SegDataPreProcessor', **NORMALISE))
+    images, batch = packed_batch(key_file, True, count=8)
+    first = contrastive(dict(batch), True)
+    assert first['inputs'].shape[0] == 10
+    plain_inputs = plain(dict(inputs=[torch.from_numpy(i).permute(2, 0, 1).contiguous() for i in images],
+                              data_samples=[s.clone() for s in batch['data_samples']]), True)['inputs']
+    for negative in first['inputs'][8:]:
+        assert any(torch.equal(negative, image) for image in plain_inputs)
+    assert contrastive(dict(batch), True)['inputs'].shape[0] == 8  # the second call: no negatives
+    assert contrastive(dict(batch), True)['inputs'].shape[0] == 10
+    for bad in (dict(negative_share=0.0), dict(negative_share=1.5), dict(negative_interval=0)):
+        with pytest.raises(ConfigError):
+            KeyContrastiveDataPreProcessor(key_file=key_file, **bad, **NORMALISE)
+
+
+def test_negatives_can_see_batch_norm_as_deployed(key_file):
+    """With running statistics the negatives are normalised as a deployed model normalises them; either way
+    the running statistics stay as the key holder's images left them."""
+    cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, key_file=key_file,
+                            key_contrastive=dict(negative_statistics='running', negative_share=0.5))
+    assert cfg.model.negative_statistics == 'running' and cfg.model.data_preprocessor.negative_share == 0.5
+    text = leaf_config_text(str(BASELINE), cfg, 'shuffle', 4, [])
+    assert "negative_statistics='running'" in text and 'negative_share=0.5' in text
+    model = MODELS.build(cfg.model)
+    model.train()
+    layers = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    seen = []
+    hook = layers[0].register_forward_pre_hook(lambda module, _: seen.append(module.training))
+    from mmseg_keyprotect.models.segmentors.key_contrastive import NEGATIVE_STATISTICS
+    with NEGATIVE_STATISTICS['running'](model):
+        model.negative_logits(torch.randn(2, 3, 32, 32))
+    hook.remove()
+    assert seen == [False] and all(layer.training for layer in layers)
+    with pytest.raises(ValueError, match='negative_statistics'):
+        MODELS.build(dict(cfg.model.to_dict(), negative_statistics='frozen'))

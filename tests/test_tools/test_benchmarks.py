@@ -16,7 +16,7 @@ def test_median_ms_calls_the_function():
 
 
 def test_training_benchmark_alternates_both_configs(tmp_path, key_file, shapes_root):
-    from experiments.benchmarks import benchmark_training
+    from mmseg_keyprotect_experiments.benchmarks import benchmark_training
     options = {'train_dataloader.batch_size': 2, 'train_dataloader.num_workers': 0,
                'train_dataloader.persistent_workers': False, 'train_dataloader.dataset.data_root': str(shapes_root)}
     result = benchmark_training('configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py', key_file,

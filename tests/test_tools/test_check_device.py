@@ -26,7 +26,7 @@ def test_check_device_quick_on_the_cpu(tmp_path):
     # Key-contrastive training runs the network on a negative copy of every image.
     assert timings['SegFormer-B0', 'key_contrastive']['ratio'] > 1.2
     # The benchmarks page renders such a file (and says "not measured yet" without one).
-    from experiments.results_docs import device_check
+    from mmseg_keyprotect_experiments.results_docs import device_check
     rendered = device_check(report)
     assert 'check_device.py --device cpu --quick' in rendered and '| SegFormer-B0 | 64x64 | 2 | device |' in rendered
     assert device_check(None).startswith('Not measured yet on a GPU')

@@ -1,6 +1,5 @@
 """Key-contrastive training through the real tools: one option to write the config, the extra loss in the log,
 single process and MMEngine's DDP launcher on CPU."""
-import os
 import re
 import subprocess
 import sys
@@ -14,7 +13,7 @@ BASELINE = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
 
 def run(command):
     result = subprocess.run([sys.executable, *map(str, command)], cwd=REPO, capture_output=True, text=True,
-                            timeout=600, env={**os.environ, 'PYTHONPATH': str(REPO)})
+                            timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     return output
@@ -34,10 +33,12 @@ def contrastive_losses(output):
 
 @pytest.mark.parametrize('on_device', [False, True])
 def test_train_tool_logs_the_key_contrastive_loss(tmp_path, key_file, shapes_root, on_device):
+    """Also with the cheaper settings: negatives for half of each batch, seen with running statistics."""
     config = tmp_path / 'contrastive.py'
     run(['tools/protect_config.py', BASELINE, '--key-contrastive', '0.5', *(['--on-device'] if on_device else []),
-         '-o', config])
-    assert 'negative_weight=0.5' in config.read_text()
+         '--negative-share', '0.5', '--negative-interval', '1', '--negative-statistics', 'running', '-o', config])
+    text = config.read_text()
+    assert 'negative_weight=0.5' in text and 'negative_share=0.5' in text and "negative_statistics='running'" in text
     output = run(['tools/train.py', config, '--key-file', key_file, '--work-dir', tmp_path / 'work',
                   *options(shapes_root)])
     losses = contrastive_losses(output)
@@ -55,3 +56,10 @@ def test_ddp_trains_key_contrastively(tmp_path, key_file, shapes_root, free_port
     assert 'Distributed training: True' in output and 'GPU number: 2' in output
     assert len(contrastive_losses(output)) == 2
     assert (tmp_path / 'work' / 'iter_2.pth').is_file()
+
+
+def test_cheaper_negatives_need_key_contrastive_training(tmp_path):
+    result = subprocess.run([sys.executable, 'tools/protect_config.py', str(BASELINE), '--no-key-contrastive',
+                             '--negative-share', '0.25', '-o', str(tmp_path / 'x.py')], cwd=REPO, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode != 0 and '--negative-share' in result.stderr and not (tmp_path / 'x.py').exists()

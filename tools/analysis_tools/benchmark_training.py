@@ -29,18 +29,23 @@ def main():
                         help='protected twin encrypts batches on the model device (KeyProtectDataPreProcessor)')
     parser.add_argument('--key-contrastive', nargs='?', type=float, const=0.1, metavar='WEIGHT',
                         help='also time the key-contrastive twin (loss weight, default 0.1)')
+    parser.add_argument('--negatives', nargs='+', default=[], metavar='SETTING',
+                        help='also time cheaper key-contrastive settings: all, share0.25, interval4, running, '
+                             'joined by + (each against ordinary protected training)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--results-file', help='write the result, with the command, date and machine, as JSON')
     args = parser.parse_args()
     result = benchmark_training(args.config, args.key_file, args.method, args.block_size, args.iterations,
                                 args.rounds, args.cfg_options, on_device=args.on_device,
-                                key_contrastive=args.key_contrastive)
+                                key_contrastive=args.key_contrastive, negatives=args.negatives)
     for name, values in result['times'].items():
         print(f'{name:<12} s/iteration per round: ' + ' '.join(f'{v:.4f}' for v in values)
               + f'   median {result["medians"][name]:.4f}')
     print(f'protected / unprotected = {result["ratio"]:.3f}')
     if 'key_contrastive_ratio' in result:
         print(f'key-contrastive / protected = {result["key_contrastive_ratio"]:.3f}')
+    for name, ratio in result.get('negatives_ratios', {}).items():
+        print(f'key-contrastive, negatives {name} / protected = {ratio:.3f}')
     if args.results_file:
         command = ('python tools/analysis_tools/benchmark_training.py ' + ' '.join(sys.argv[1:])).split(
             ' --results-file')[0]

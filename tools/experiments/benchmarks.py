@@ -7,6 +7,8 @@ import torch
 
 from mmseg_keyprotect.crypto import SecretKey, published_style
 
+from .runs import parse_negatives
+
 
 def median_ms(function: Callable[[], object], repeats: int = 30, warmup: int = 3) -> float:
     """Median wall time of ``function()`` in milliseconds."""
@@ -107,18 +109,22 @@ def benchmark_batch_encryption(batch_size: int = 8, size: int = 512, block_size:
 def benchmark_training(config: str, key_file: str, method: str = 'shuffle', block_size: int = 4,
                        iterations: int = 20, rounds: int = 5, cfg_options: Dict = None,
                        work_dir: str = 'work_dirs/benchmark_training', on_device: bool = False,
-                       key_contrastive: Optional[float] = None) -> Dict:
+                       key_contrastive: Optional[float] = None, negatives: Sequence[str] = ()) -> Dict:
     """Seconds per training iteration (data pipeline included) of a config and its
     protected twin, measured in alternating rounds in one process.
 
     Args:
         key_contrastive (float, optional): also time the key-contrastive twin
             with this loss weight.
+        negatives: also time key-contrastive twins with these cheaper
+            settings (:func:`~.runs.parse_negatives` names, such as
+            ``'share0.25'``), with the same loss weight.
 
     Returns:
         dict: per-round times of each and the ratios of their medians
         (``ratio``: protected / unprotected; ``key_contrastive_ratio``:
-        key-contrastive / protected).
+        key-contrastive / protected; ``negatives_ratios``: each cheaper
+        setting / protected).
     """
     from mmengine.config import Config
     from mmengine.runner import Runner
@@ -136,6 +142,10 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
         configs.append(('key_contrastive', protect_config(
             stock, method, block_size, num_wrong_keys=0, evaluate_plain=False, on_device=on_device,
             key_contrastive=dict(negative_weight=key_contrastive))[0]))
+    for name in negatives:
+        configs.append((f'key_contrastive:{name}', protect_config(
+            stock, method, block_size, num_wrong_keys=0, evaluate_plain=False, on_device=on_device,
+            key_contrastive=dict(negative_weight=key_contrastive or 0.1, **parse_negatives(name)))[0]))
     steps = {}
     for name, cfg in configs:
         cfg = Config(cfg.to_dict())
@@ -161,4 +171,7 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     result = dict(times=times, medians=medians, ratio=medians['protected'] / medians['unprotected'])
     if key_contrastive is not None:
         result['key_contrastive_ratio'] = medians['key_contrastive'] / medians['protected']
+    if negatives:
+        result['negatives_ratios'] = {name: medians[f'key_contrastive:{name}'] / medians['protected']
+                                      for name in negatives}
     return result

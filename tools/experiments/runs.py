@@ -145,3 +145,23 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
     return path
+
+
+def parse_negatives(text: str) -> Dict:
+    """Cheaper key-contrastive settings, as ``protect_config(key_contrastive=...)`` takes them, from a short name:
+    ``'share0.25'``, ``'interval4'``, ``'running'`` (batch norm on the negatives as deployed), joined by ``+``;
+    ``'all'`` is today's setting (a negative for every image at every iteration)."""
+    options: Dict = {}
+    for token in filter(None, text.split('+')):
+        if token == 'all':
+            continue
+        if token == 'running':
+            options['negative_statistics'] = 'running'
+        elif token.startswith('share'):
+            options['negative_share'] = float(token[5:])
+        elif token.startswith('interval') and token[8:].isdigit():
+            options['negative_interval'] = int(token[8:])
+        else:
+            raise ConfigError(f'negatives {text!r}: expected all, shareF, intervalN or running joined by "+", '
+                              'for example share0.25+running')
+    return options

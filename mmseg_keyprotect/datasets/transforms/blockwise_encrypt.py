@@ -99,7 +99,7 @@ class BlockwiseEncrypt(BaseTransform):
         pad_val (int): image padding value. Defaults to 0.
         seg_pad_val (int): segmentation map padding value. Defaults to 255.
         on_device (bool): pad and record only, leaving pixels plain: the
-            model's :class:`~mmseg_keyprotect.data_preprocessor.KeyProtectDataPreProcessor`
+            model's :class:`~mmseg_keyprotect.models.KeyProtectDataPreProcessor`
             encrypts the whole batch on its device, bit-identically.
             Defaults to False.
     """

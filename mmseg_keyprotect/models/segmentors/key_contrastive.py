@@ -42,21 +42,46 @@ def running_statistics_frozen(module: nn.Module) -> Iterator[None]:
             layer.num_batches_tracked.copy_(count)
 
 
+@contextmanager
+def running_statistics_used(module: nn.Module) -> Iterator[None]:
+    """Batch norm layers normalise with their running statistics, as at deployment, and leave them alone."""
+    layers = [m for m in module.modules() if isinstance(m, _BatchNorm) and m.track_running_stats and m.training]
+    for layer in layers:
+        layer.eval()
+    try:
+        yield
+    finally:
+        for layer in layers:
+            layer.train()
+
+
+#: How batch norm normalises the negatives: with their own batch's statistics, or with the running ones.
+NEGATIVE_STATISTICS = dict(batch=running_statistics_frozen, running=running_statistics_used)
+
+
 class KeyContrastiveMixin:
     """The loss of a key-contrastive segmentor: the usual loss on the key holder's images, plus
     ``negative_weight`` times the divergence of the decode head's predictions on the negatives
     (:class:`~mmseg_keyprotect.models.KeyContrastiveDataPreProcessor`) from the uniform
     distribution, as ``loss_key_contrast``.
 
+    ``negative_statistics`` says how batch norm normalises the negatives:
+    ``'batch'`` with their own batch's statistics (the running ones untouched),
+    ``'running'`` with the running statistics, as a deployed model does.
+
     Prediction, inference and the state dict are those of the parent class:
     a checkpoint loads into the stock segmentor.
     """
 
-    def __init__(self, *args, negative_weight: float = 0.1, **kwargs):
+    def __init__(self, *args, negative_weight: float = 0.1, negative_statistics: str = 'batch', **kwargs):
         super().__init__(*args, **kwargs)
         if not negative_weight >= 0:
             raise ValueError(f'negative_weight must be >= 0, got {negative_weight!r}')
+        if negative_statistics not in NEGATIVE_STATISTICS:
+            raise ValueError(f'negative_statistics must be one of {sorted(NEGATIVE_STATISTICS)}, '
+                             f'got {negative_statistics!r}')
         self.negative_weight = float(negative_weight)
+        self.negative_statistics = negative_statistics
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         negative = [bool(sample.metainfo.get(NEGATIVE_META_KEY, False)) for sample in data_samples]
@@ -65,7 +90,7 @@ class KeyContrastiveMixin:
         positives = [i for i, flag in enumerate(negative) if not flag]
         negatives = [i for i, flag in enumerate(negative) if flag]
         losses = super().loss(inputs[positives], [data_samples[i] for i in positives])
-        with running_statistics_frozen(self):
+        with NEGATIVE_STATISTICS[self.negative_statistics](self):
             logits = self.negative_logits(inputs[negatives])
         losses['loss_key_contrast'] = self.negative_weight * divergence_from_uniform(logits)
         return losses
@@ -87,6 +112,7 @@ class KeyContrastiveEncoderDecoder(KeyContrastiveMixin, EncoderDecoder):
 
     Args:
         negative_weight (float): weight of ``loss_key_contrast``. Defaults to 0.1.
+        negative_statistics (str): ``'batch'`` or ``'running'`` (see the mixin). Defaults to ``'batch'``.
         **kwargs: ``EncoderDecoder`` arguments.
     """
 
@@ -97,6 +123,7 @@ class KeyContrastiveCascadeEncoderDecoder(KeyContrastiveMixin, CascadeEncoderDec
 
     Args:
         negative_weight (float): weight of ``loss_key_contrast``. Defaults to 0.1.
+        negative_statistics (str): ``'batch'`` or ``'running'`` (see the mixin). Defaults to ``'batch'``.
         **kwargs: ``CascadeEncoderDecoder`` arguments.
     """
 
