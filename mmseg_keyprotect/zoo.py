@@ -66,17 +66,78 @@ def metafiles(root: Union[str, Path, None] = None, extra: Sequence[Union[str, Pa
     return sorted(root.glob('*/metafile.yaml')) + [Path(p) for p in extra if Path(p).is_file()]
 
 
+METHOD_CITATION = """@article{ito2021protecting,
+  title={Protecting Semantic Segmentation Models by Using Block-wise Image Encryption with Secret Key from
+         Unauthorized Access},
+  author={Ito, Hiroki and AprilPyone, MaungMaung and Kiya, Hitoshi},
+  journal={arXiv preprint arXiv:2107.09362},
+  year={2021}
+}"""
+#: Collection -> (paper, link, BibTeX) of the architecture the stock configs implement.
+ARCHITECTURES = {
+    'PSPNet': ('Pyramid Scene Parsing Network', 'https://arxiv.org/abs/1612.01105', """@inproceedings{zhao2017pspnet,
+  title={Pyramid Scene Parsing Network},
+  author={Zhao, Hengshuang and Shi, Jianping and Qi, Xiaojuan and Wang, Xiaogang and Jia, Jiaya},
+  booktitle={CVPR},
+  year={2017}
+}"""),
+    'DeepLabV3+': ('Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation',
+                   'https://arxiv.org/abs/1802.02611', """@inproceedings{deeplabv3plus2018,
+  title={Encoder-Decoder with Atrous Separable Convolution for Semantic Image Segmentation},
+  author={Chen, Liang-Chieh and Zhu, Yukun and Papandreou, George and Schroff, Florian and Adam, Hartwig},
+  booktitle={ECCV},
+  year={2018}
+}"""),
+    'SegFormer': ('SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers',
+                  'https://arxiv.org/abs/2105.15203', """@article{xie2021segformer,
+  title={SegFormer: Simple and Efficient Design for Semantic Segmentation with Transformers},
+  author={Xie, Enze and Wang, Wenhai and Yu, Zhiding and Anandkumar, Anima and Alvarez, Jose M and Luo, Ping},
+  journal={arXiv preprint arXiv:2105.15203},
+  year={2021}
+}"""),
+}
+
+
 def write_readme(metafile: Union[str, Path]) -> Path:
-    """``README.md`` beside a metafile: its table, regenerated from the metafile."""
+    """``README.md`` beside a metafile, in mmseg's shape: introduction, results table, citation."""
     metafile = Path(metafile)
     document = yaml.safe_load(metafile.read_text())
     collection = document['Collections'][0]['Name']
-    text = (f'# {collection}, protected\n\nProtected variants of stock mmseg {collection} configs, written by '
-            '`tools/protect_config.py`. A row carries numbers only with the published checkpoint they were '
-            'measured on. The Shapes demo rows are trained by `python tools/demo.py`, which writes them, with '
-            'their numbers, to `work_dirs/demo/metafile.yaml` (`python tools/zoo.py list` shows both). '
-            'mIoU is with the key; plain and wrong-key mIoU are what an unauthorized user gets.\n\n'
-            f'{markdown_table(document["Models"])}\n\nRegenerate this table with `python tools/zoo.py readme`.\n')
+    paper, link, citation = ARCHITECTURES.get(collection, (collection, None, None))
+    title = f'[{paper}]({link})' if link else paper
+    text = f"""# {collection}, protected
+
+> {title}, trained only on images encrypted block-wise with a secret key (Ito, AprilPyone and Kiya,
+> [arXiv 2107.09362](https://arxiv.org/abs/2107.09362)).
+
+## Introduction
+
+Protected variants of the stock mmseg {collection} configs, written by `tools/protect_config.py`: each is a
+short leaf that inherits its stock config and adds block-wise encryption to every pipeline. With the key
+the model segments as trained; with plain images or another key it should not.
+
+## Results and models
+
+A row carries numbers only with the published checkpoint they were measured on. mIoU is with the key;
+plain and wrong-key mIoU are what an unauthorized user gets.
+
+{markdown_table(document['Models'])}
+
+**Weights.** No checkpoint is published for a row marked "not trained yet": train one with
+`python tools/train.py <config> --key-file my.key` (after `python tools/keygen.py my.key`). The Shapes
+demo rows are trained by `python tools/demo.py`, which writes them, with their numbers, to
+`work_dirs/demo/metafile.yaml` (`python tools/zoo.py list` shows both).
+
+Regenerate this page with `python tools/zoo.py readme`.
+
+## Citation
+
+```bibtex
+{METHOD_CITATION}
+```
+"""
+    if citation:
+        text += f'\n```bibtex\n{citation}\n```\n'
     path = metafile.with_name('README.md')
     path.write_text(text)
     return path
