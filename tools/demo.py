@@ -5,8 +5,8 @@
 Generates the Shapes data, trains an unprotected baseline and a protected twin,
 scores the protected model with the key, on plain images, under random wrong
 keys and after the block-wise adapter attack, and writes report.{md,json} and
-figures/ to --work-dir. Takes about ten minutes on 2 CPU cores; finished
-trainings are reused.
+figures/ to --work-dir. Takes about eleven minutes on a 2-core CPU (its report
+names the machine it ran on); finished trainings are reused.
 """
 import argparse
 import shutil

@@ -26,8 +26,9 @@ from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, check
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
 from ..config.pipelines import ENCRYPT, PACK, encrypt_settings
-from ..crypto.ciphers import FFX_DOMAIN, BlockCipher, parse_method
+from ..crypto.ciphers import FFX_DOMAIN, BlockCipher
 from ..crypto.run_key import RunKey
+from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError, ImageFormatError
 from .image_encryption import IMAGE_SUFFIXES, read_image, read_record
 
@@ -69,8 +70,8 @@ class ProtectedInferencer(MMSegInferencer):
         if not settings:
             raise ConfigError(f'{model} is not a protected config: no {ENCRYPT} in its pipelines '
                               '(tools/protect_config.py makes one)')
-        self.method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
-        self.block_size = settings[0].get('block_size', 4)
+        resolved = transform_settings(settings[0])
+        self.method, self.block_size = resolved['method'], resolved['block_size']
         self.encrypted_input = encrypted_input
         self.cipher: Optional[BlockCipher] = None
         self.run_key: Optional[RunKey] = None

@@ -18,6 +18,7 @@ from mmseg.registry import DATASETS
 
 from ..config.pipelines import ENCRYPT, transform_type
 from ..crypto.ciphers import BlockCipher
+from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
 from ..errors import ConfigError
 from .metrics import IoUAccumulator
 
@@ -98,11 +99,13 @@ def load_labelled_images(dataset_cfg: dict, count: Optional[int] = None, seed: i
     return LabelledImages(images, samples)
 
 
-def encrypt_with(cipher: Optional[BlockCipher]) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An input condition: encrypt each BGR image with ``cipher`` (``None``: leave it plain)."""
+def encrypt_with(cipher: Optional[BlockCipher],
+                 channel_order: str = DEFAULT_CHANNEL_ORDER) -> Callable[[torch.Tensor], torch.Tensor]:
+    """An input condition: encrypt each image (channels as the pipeline stores them) with ``cipher``
+    (``None``: leave it plain)."""
     if cipher is None:
         return lambda image: image
-    return lambda image: cipher.encrypt_tensor(image[None], 'bgr')[0]
+    return lambda image: cipher.encrypt_tensor(image[None], channel_order)[0]
 
 
 @torch.no_grad()

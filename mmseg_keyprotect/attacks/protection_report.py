@@ -35,6 +35,7 @@ from ..config.pipelines import encrypt_settings
 from ..crypto.ciphers import FFX_METHODS, BlockCipher
 from ..crypto.keys import SecretKey
 from ..crypto.near_keys import key_parts, near_key
+from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError
 from .key_recovery import (
     estimate_ffx_table,
@@ -106,7 +107,7 @@ class ProtectionEvaluation:
         self.model = self.inferencer.model
         self.cipher: BlockCipher = self.inferencer.cipher
         # How the pipeline stores images (mmcv loads BGR), which decides what the first convolution reads.
-        self.channel_order = encrypt_settings(self.cfg)[0].get('channel_order', 'bgr')
+        self.channel_order = transform_settings(encrypt_settings(self.cfg)[0])['channel_order']
         self.seed = seed
         self.rng = np.random.default_rng(seed)
         self.test_data = load_labelled_images(plain_dataset_config(self.cfg, 'test'), num_images, seed)

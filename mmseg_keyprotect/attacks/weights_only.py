@@ -38,6 +38,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from ..crypto.ciphers import FFX_DOMAIN, FFX_METHODS, BlockCipher, block_length, parse_method
+from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
 from ..errors import KeyProtectError
 from .assignment import (
     assignment_score,
@@ -96,7 +97,7 @@ def first_convolution(model):
     return next((m for m in model.modules() if isinstance(m, nn.Conv2d) and m.in_channels == 3), None)
 
 
-def model_stem(model, image_channel_order: str = 'bgr') -> Optional[Stem]:
+def model_stem(model, image_channel_order: str = DEFAULT_CHANNEL_ORDER) -> Optional[Stem]:
     """The stem of an mmseg model, its channels put in the key's RGB order.
 
     Args:

@@ -4,8 +4,7 @@ from typing import List
 
 from mmengine.config import Config
 
-from ..crypto.ciphers import parse_method
-from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
+from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY, transform_settings
 from .pipelines import (
     CONTRASTIVE_PREPROCESSOR,
     DEVICE_PREPROCESSOR,
@@ -43,8 +42,9 @@ def check_config(cfg: Config) -> List[str]:
     for where, pipeline in config_pipelines(cfg):
         problems += check_pipeline(pipeline, where)
     settings = encrypt_settings(cfg)
-    block_sizes = {t.get('block_size', 4) for t in settings}
-    methods = {'+'.join(parse_method(t.get('method', 'shuffle'))) for t in settings}
+    resolved = [transform_settings(t) for t in settings]
+    block_sizes = {t['block_size'] for t in resolved}
+    methods = {t['method'] for t in resolved}
     if len(block_sizes) > 1 or len(methods) > 1:
         problems.append(f'pipelines disagree on the cipher: methods {sorted(methods)}, block sizes '
                         f'{sorted(block_sizes)}; train and test must use the same one')
@@ -83,9 +83,9 @@ def _device_problems(settings: List[dict], preprocessor: dict) -> List[str]:
     if preprocessor_encrypts(preprocessor) and False in on_device:
         problems.append(f'model.data_preprocessor ({kind}) encrypts, and so does a pipeline\'s '
                         f'{ENCRYPT}: images would be encrypted twice; set on_device=True in every {ENCRYPT}')
-    method = '+'.join(parse_method(preprocessor.get('method', 'shuffle')))
-    pipeline_method = '+'.join(parse_method(settings[0].get('method', 'shuffle')))
-    block_size, pipeline_block_size = preprocessor.get('block_size', 4), settings[0].get('block_size', 4)
+    ours, pipeline = transform_settings(preprocessor), transform_settings(settings[0])
+    method, block_size = ours['method'], ours['block_size']
+    pipeline_method, pipeline_block_size = pipeline['method'], pipeline['block_size']
     if (method, block_size) != (pipeline_method, pipeline_block_size):
         problems.append(f'model.data_preprocessor uses {method}, M = {block_size}, but the pipelines use '
                         f'{pipeline_method}, M = {pipeline_block_size}')

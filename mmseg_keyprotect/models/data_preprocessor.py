@@ -11,6 +11,11 @@ from ..crypto.ciphers import BlockCipher, check_channel_order, parse_method
 from ..crypto.keys import MATERIAL_BYTES, SecretKey
 from ..crypto.near_keys import key_parts, near_key
 from ..crypto.run_key import RunKey
+from ..datasets.transforms.blockwise_encrypt import (
+    DEFAULT_CHANNEL_ORDER,
+    DEFAULT_TRANSFORM_BLOCK_SIZE,
+    DEFAULT_TRANSFORM_METHOD,
+)
 from ..errors import ConfigError
 
 #: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
@@ -43,8 +48,9 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
     #: Whether this preprocessor encrypts its inputs (the pipelines then only pad).
     encrypts_inputs = True
 
-    def __init__(self, method: Union[str, Sequence[str]] = 'shuffle', block_size: int = 4,
-                 key_file: Optional[str] = None, channel_order: str = 'bgr', **kwargs):
+    def __init__(self, method: Union[str, Sequence[str]] = DEFAULT_TRANSFORM_METHOD,
+                 block_size: int = DEFAULT_TRANSFORM_BLOCK_SIZE, key_file: Optional[str] = None,
+                 channel_order: str = DEFAULT_CHANNEL_ORDER, **kwargs):
         super().__init__(**kwargs)
         check_channel_order(channel_order)
         self.method = '+'.join(parse_method(method))

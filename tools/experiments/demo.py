@@ -33,13 +33,16 @@ from mmseg_keyprotect.config import (
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
-from mmseg_keyprotect.utils import machine
+from mmseg_keyprotect.utils import describe, machine
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
 from .runs import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, experiment_log, protected_stem, run_dir, train
 
 _log = experiment_log('demo')
+#: Where the stage estimates' rates were measured; on other machines they are only a rough guide.
+ESTIMATED_ON = 'a 2-core CPU'
+
 ADAPTER_ATTACKS = dict(adapter='block-wise adapter', value_table='value-table adapter')
 STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
           'asking what the key holder, a stranger and a thief get', 'drawing the figures',
@@ -52,7 +55,7 @@ DEFAULT_DEMO_KEY_CONTRASTIVE = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE
 
 
 def _minutes(seconds: float) -> str:
-    """A rough duration, as the stage headers give it (measured on 2 CPU cores)."""
+    """A rough duration, as the stage headers give it (rates measured on a 2-core CPU, see ``ESTIMATED_ON``)."""
     if seconds < 45:
         return 'half a minute'
     return 'a minute' if seconds < 90 else f'{round(seconds / 60)} minutes'
@@ -69,7 +72,7 @@ class _Stages:
         self.finish()
         self._name, self._started = name, time.time()
         index = STAGES.index(name) + 1
-        _log(f'[{index}/{len(STAGES)}] {name}' + (f' (about {about} on 2 CPU cores)' if about else ''))
+        _log(f'[{index}/{len(STAGES)}] {name}' + (f' (about {about} on {ESTIMATED_ON})' if about else ''))
 
     def finish(self) -> None:
         if self._name is not None:
@@ -258,8 +261,7 @@ def headline_table(report: Dict) -> str:
 def summary(report: Dict) -> str:
     """A few lines that say what happened, in words and numbers."""
     protected, wrong, attack = report['protected'], report['protected']['wrong_keys'], report['protected']['adapter']
-    machine_text = f'{report["machine"]["cores"]} CPU cores'
-    lines = [f'Finished in {report["minutes"]:.1f} minutes on {machine_text}.',
+    lines = [f'Finished in {report["minutes"]:.1f} minutes on {describe(report["machine"])}.',
              f'The unprotected model scores {report["baseline"]["mIoU"]:.1f} mIoU. Protected with '
              f'{protected["method"]} at M = {protected["block_size"]}'
              + (' and trained key-contrastively' if protected.get('key_contrastive') else '')
