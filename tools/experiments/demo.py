@@ -199,10 +199,14 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                for name in attacks_for(method) if name in ADAPTER_ATTACKS]
     attack = max(attacks, key=lambda result: result['curve'][-1][1])
     adapter = attack.pop('trained')
+    # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
+    weights = evaluation.weights_only()
     num_classes = len(evaluation.model.dataset_meta['classes'])
     protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, config=stem,
-                     authorized=authorized, plain=plain,
-                     wrong_keys=wrong, adapter=attack, chance=chance_levels(evaluation.test_data.labels, num_classes))
+                     authorized=authorized, plain=plain, wrong_keys=wrong, adapter=attack,
+                     weights_only=dict(mIoU=weights.get('mIoU'), agreement=weights.get('agreement'),
+                                       searched=(weights.get('search') or {}).get('mIoU'), note=weights.get('note')),
+                     chance=chance_levels(evaluation.test_data.labels, num_classes))
 
     stages.start(STAGES[4])
     figures = sample_figures(evaluation, wrong_ciphers[0] if wrong_ciphers else SecretKey.generate().cipher(
@@ -250,6 +254,11 @@ def headline_table(report: Dict) -> str:
     rows.append((f'thief with {attack["k"]} labelled images: {ADAPTER_ATTACKS[attack.get("attack", "adapter")]}, '
                  f'{attack["iterations"]} iterations',
                  attack['curve'][-1][1]))
+    weights = protected.get('weights_only') or {}
+    if weights.get('mIoU') is not None:
+        best = max(value for value in (weights['mIoU'], weights.get('searched')) if value is not None)
+        rows.append((f'thief with the weights, no data: key read off the first convolution '
+                     f'({100 * weights["agreement"]["positions"]:.0f}% of it right)', best))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
     contrastive = ', key-contrastive training' if protected.get('key_contrastive') else ''
     lines = [f'| who, with what ({protected["method"]}, M = {protected["block_size"]}{contrastive}) | mIoU |',
