@@ -168,7 +168,7 @@ def frontier(report: Dict) -> str:
         seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
         wrong = row['wrong_keys']
         only = (row.get('ciphertext_only') or {}).get('mIoU')
-        weights = (row.get('weights_only') or {}).get('mIoU')
+        weights = _weights_best(row)
         keeps = 'yes' if row['keeps_accuracy'] else ('one seed only' if len(row['authorized']) < len(report['seeds'])
                                                       else 'no')
         lines.append(f'| {row["variant"]} | 2^{row["key_space_bits"]:.0f} | {seeds} | {row["gap"]:+.2f} | '
@@ -177,6 +177,31 @@ def frontier(report: Dict) -> str:
                      f'{"-" if weights is None else f"{weights:.2f}"} | '
                      f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | '
                      f'{row["thiefs_best"]:.2f} ({row["thiefs_best_by"]}) | {keeps} |')
+    return '\n'.join(lines)
+
+
+def _weights_best(row: Dict) -> Optional[float]:
+    """The data-free thief's best: the key read off the weights, or after the search."""
+    weights = row.get('weights_only') or {}
+    values = [v for v in (weights.get('mIoU'), (weights.get('search') or {}).get('mIoU')) if v is not None]
+    return max(values) if values else None
+
+
+def frontier_weights(report: Dict) -> str:
+    """The thief with the weights and no labels, step by step, for every variant."""
+    lines = ['| variant | keyed structure | key positions right | NP flips right | pixels placed right | mIoU, key read '
+             'off the weights | mIoU, then searched (evaluations) | mutual information tells the key |',
+             '|---|---|---|---|---|---|---|---|']
+    for row in _frontier_rows(report):
+        weights = row.get('weights_only') or {}
+        if 'search' not in weights:
+            lines.append(f'| {row["variant"]} | not measured yet | | | | | | |')
+            continue
+        agreement, search = weights['agreement'], weights['search']
+        separates = weights.get('oracles', {}).get('mutual_information', {}).get('separates')
+        lines.append(f'| {row["variant"]} | {weights["structure"]:.2f} | {100 * agreement["positions"]:.0f}% | '
+                     f'{100 * agreement["flips"]:.0f}% | {100 * agreement["pixels"]:.0f}% | {weights["mIoU"]:.2f} | '
+                     f'{search["mIoU"]:.2f} ({search["evaluations"]}) | {"yes" if separates else "no"} |')
     return '\n'.join(lines)
 
 
@@ -265,6 +290,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'protection-frontier-attacks': ('protection_frontier', frontier_attacks),
     'protection-frontier-near-keys': ('protection_frontier', frontier_near_keys),
     'protection-frontier-decision': ('protection_frontier', frontier_decision),
+    'protection-frontier-weights': ('protection_frontier', frontier_weights),
     'key-contrastive': ('protection_frontier', key_contrastive),
     'checkpoint-speed': ('checkpoint_speed', checkpoint_speed),
     'accuracy-study': ('accuracy_study', accuracy_study),
