@@ -95,3 +95,30 @@ def test_a_tiny_study_runs_resumes_and_draws(tmp_path, capsys):
     assert rows[0]['attacks']['adapter']['1'] == row['attacks']['adapter']['1']['mIoU']
     figure = write_figure(rows, again.state['baseline']['mean'], tmp_path / 'frontier.png', decision['choice'])
     assert figure.stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_the_study_command_line_with_every_flag(tmp_path):
+    """The tiny study through its command line: measure, write the results, and start another work dir from them."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    repo = Path(__file__).resolve().parents[2]
+
+    def run(*args):
+        result = subprocess.run([sys.executable, 'tools/analysis_tools/protection_frontier.py', *map(str, args)],
+                                cwd=repo, capture_output=True, text=True, timeout=1800)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return result.stdout
+
+    budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
+              '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2]
+    run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds')
+    out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
+    assert 'choice:' in out
+    results = json.loads((tmp_path / 'results.json').read_text())
+    assert [row['variant'] for row in results['rows']] == ['shuffle:4']
+    assert 'search' in results['rows'][0]['weights_only']
+    again = run('--work-dir', tmp_path / 'imported', *budget, '--trimmed', '--report-only', '--from-results',
+                tmp_path / 'results.json')
+    assert 'shuffle:4' in again

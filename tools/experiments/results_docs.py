@@ -189,8 +189,9 @@ def _weights_best(row: Dict) -> Optional[float]:
 
 def frontier_weights(report: Dict) -> str:
     """The thief with the weights and no labels, step by step, for every variant."""
-    lines = ['| variant | keyed structure | key positions right | NP flips right | pixels placed right | mIoU, key read '
-             'off the weights | mIoU, then searched (evaluations) | mutual information tells the key |',
+    lines = ['| variant | keyed structure | key positions right | NP flips right | pixels placed right '
+             '| mIoU, key read off the weights | mIoU, then searched (evaluations) '
+             '| mutual information tells the key |',
              '|---|---|---|---|---|---|---|---|']
     for row in _frontier_rows(report):
         weights = row.get('weights_only') or {}
