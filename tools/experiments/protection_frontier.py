@@ -267,8 +267,9 @@ class FrontierStudy:
         baseline = self.state['baseline']['mean']
         eligible, searchable = [], []
         for name, row in self.state['variants'].items():
-            if 'mean' not in row:  # still training
+            if not row.get('runs'):  # still training
                 continue
+            row['mean'] = float(np.mean(list(row['runs'].values())))
             row.update(self.best_attack(row))
             row['gap'] = row['mean'] - baseline
             row['seeds_measured'] = len(row['runs'])
@@ -281,7 +282,7 @@ class FrontierStudy:
                 f'baseline\'s (or above) and whose key space has at least 2^{ENUMERABLE_BITS} keys, the one with '
                 'the lowest attacker\'s best')
         # Before every seed is in, the variants measured so far stand in for the eligible ones.
-        pool = eligible or [n for n in rows if 'mean' in rows[n]]
+        pool = eligible or [n for n in rows if rows[n].get('runs')]
         recovered = bool(pool) and all(rows[n]['attackers_best'] >= rows[n]['mean'] - ACCURACY_TOLERANCE for n in pool)
         measure = 'thiefs_best' if recovered else 'attackers_best'
         eligible.sort(key=lambda n: rows[n][measure])
@@ -337,7 +338,7 @@ def frontier_rows(state: Dict) -> List[Dict]:
     """One row per variant, in the JSON layout of the results file."""
     rows = []
     for name, row in state['variants'].items():
-        if 'mean' not in row:
+        if not row.get('runs'):
             continue
         rows.append(dict(
             variant=name, method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
