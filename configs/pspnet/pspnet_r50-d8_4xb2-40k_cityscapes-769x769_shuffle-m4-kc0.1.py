@@ -1,6 +1,12 @@
-# pspnet_r50-d8_4xb2-80k_cityscapes-512x1024, protected: block-wise shuffle, M = 4.
+# pspnet_r50-d8_4xb2-40k_cityscapes-769x769, protected: block-wise shuffle, M = 4.
 # The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
-_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py']
+# Changed for block alignment: model.test_cfg.crop_size: (769, 769) -> (768, 768) (slide windows
+#   must start on 4-pixel block boundaries, or a window of an encrypted image is not the encryption
+#   of that window)
+# Changed for block alignment: model.test_cfg.stride: (513, 513) -> (512, 512) (slide windows must
+#   start on 4-pixel block boundaries, or a window of an encrypted image is not the encryption of
+#   that window)
+_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-40k_cityscapes-769x769.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='shuffle', block_size=4)
@@ -12,4 +18,13 @@ tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+model = dict(
+    test_cfg=dict(crop_size=(768, 768), stride=(512, 512)),
+    type='KeyContrastiveEncoderDecoder',
+    negative_weight=0.1,
+    data_preprocessor=dict(
+        type='KeyContrastiveDataPreProcessor',
+        method='shuffle',
+        block_size=4,
+        on_device=False))
 custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]
