@@ -246,6 +246,13 @@ def frontier_decision(report: Dict) -> str:
     if decision.get('searchable'):
         text += (f' Keep accuracy but not eligible, their key space being small enough to try every key: '
                  f'{", ".join(decision["searchable"])}.')
+    rows = {r['variant']: r for r in report['rows']}
+    held = [name for name in decision['eligible'] if rows[name]['thiefs_best'] < rows[name]['authorized_mean'] / 2]
+    if not held:
+        text += (' **No eligible variant keeps the thief below half of its key holder** (the lowest, '
+                 f'{row["thiefs_best"]:.2f} against {row["authorized_mean"]:.2f}, is '
+                 f'{100 * row["thiefs_best"] / row["authorized_mean"]:.0f}% of it); the choice is the setting that '
+                 'costs the thief most.')
     return (text + f' Eligible, by {ranked}: {", ".join(decision["eligible"])}. '
             f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} over '
             f'{len(row["authorized"])} seeds against the baseline\'s {report["baseline"]["mean"]:.2f}; attacker\'s '
