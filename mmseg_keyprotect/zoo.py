@@ -226,10 +226,3 @@ def markdown_table(entries: List[Dict]) -> str:
                   entry.get('Status', 'trained')]
         lines.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines)
-
-
-def untrained_entry(collection: str, config: Path, dataset: str, method: str, block_size: int) -> Dict:
-    return dict(Name=config.stem, **{'In Collection': collection}, Config=f'configs/{config.parent.name}/{config.name}',
-                Metadata={'Method': method, 'Block Size': block_size},
-                Results=[dict(Task='Semantic Segmentation', Dataset=dataset, Metrics={})],
-                Status='not trained yet', Weights=None)

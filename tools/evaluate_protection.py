@@ -18,7 +18,7 @@ from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
 from mmseg_keyprotect.attacks.protection_report import ATTACK_SIZES, evaluate_protection
 from mmseg_keyprotect.attacks.report_rendering import write_report_files
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect_experiments.provenance import provenance
+from mmseg_keyprotect.utils import provenance
 
 # --quick: a smoke run in a few minutes, too small for percentile claims.
 QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40)

@@ -1,6 +1,7 @@
-"""What a measurement ran on: processor, cores, accelerator and torch."""
+"""What a measurement ran on (processor, cores, accelerator, torch), and how it was made."""
 import os
 import platform
+import time
 from typing import Dict, Optional
 
 
@@ -25,3 +26,8 @@ def machine(device: Optional[str] = None) -> Dict:
 def describe(info: Dict) -> str:
     """``'NVIDIA H200'`` or ``'2-core AMD EPYC CPU'``: how the docs name a machine."""
     return info['gpu'] if info.get('gpu') else f'{info["cores"]}-core {info["cpu"]} CPU'
+
+
+def provenance(command: str, device: Optional[str] = None) -> Dict:
+    """The command, the date and the machine (the GPU measured on, if any) of a measurement."""
+    return dict(command=command, date=time.strftime('%Y-%m-%d'), machine=machine(device))

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study
 from mmseg_keyprotect_experiments.demo import PUBLIC_DEMO_KEY
-from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

@@ -19,7 +19,7 @@ import torch
 
 from mmseg_keyprotect.checkpoint import load_locked_checkpoint, save_locked_checkpoint
 from mmseg_keyprotect.crypto import SecretKey
-from mmseg_keyprotect_experiments.provenance import provenance
+from mmseg_keyprotect.utils import provenance
 
 
 def state_dict(megabytes: float) -> dict:

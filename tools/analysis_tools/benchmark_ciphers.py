@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
+from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.benchmarks import benchmark_batch_encryption, benchmark_ciphers
-from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.benchmarks import benchmark_training
-from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():

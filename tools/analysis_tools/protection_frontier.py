@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.protection_frontier import (
     FULL_ATTACK_SIZES,
     TRIMMED_ATTACK_SIZES,
@@ -26,7 +27,6 @@ from mmseg_keyprotect_experiments.protection_frontier import (
     run_frontier,
     write_figure,
 )
-from mmseg_keyprotect_experiments.provenance import provenance
 
 
 def main():
