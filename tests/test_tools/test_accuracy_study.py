@@ -47,3 +47,18 @@ def test_variant_configs_come_from_the_baseline(tmp_path):
     cfg = load_config(str(written))
     assert check_config(cfg) == [] and encrypt_settings(cfg)[0]['block_size'] == 16
     assert variant_config(Variant('shuffle', 4), tmp_path).parent.name == 'segformer'  # the committed one
+
+
+@pytest.mark.slow
+def test_the_study_command_line_with_every_flag(tmp_path, key_file):
+    import subprocess
+    import sys
+    from pathlib import Path
+    result = subprocess.run(
+        [sys.executable, 'tools/analysis_tools/accuracy_study.py', '--work-dir', str(tmp_path / 'work'), '--data-root',
+         str(tmp_path / 'data'), '--key-file', key_file, '--iterations', '2', '--variants', 'shuffle:4', 'np:4',
+         '--repeated', 'shuffle:4', '--seeds', '0', '1', '--results-file', str(tmp_path / 'study.json')],
+        cwd=Path(__file__).resolve().parents[2], capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((tmp_path / 'study.json').read_text())['rows']
+    assert [(row['method'], len(row['runs'])) for row in rows] == [('none', 2), ('shuffle', 2), ('np', 1)]

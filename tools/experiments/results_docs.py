@@ -39,10 +39,14 @@ def _machine(report: Dict) -> str:
 
 
 def demo_provenance(report: Dict) -> str:
-    generated = report['stage_seconds'].get('generating the data', 0) > 1
+    stages = report['stage_seconds']
+    reused = [stage.replace('training ', '') for stage in ('training the unprotected baseline',
+                                                           'training the protected model') if stages.get(stage, 0) < 5]
+    notes = ([] if stages.get('generating the data', 0) > 1 else ['the data was already generated']) + (
+        [f'{" and ".join(reused)} reused from an earlier run of the same command, which trains the same model']
+        if reused else [])
     return (f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; '
-            f'{report["minutes"]:.1f} minutes from start to report'
-            + ('' if generated else ' (the data was already generated)') + '.')
+            f'{report["minutes"]:.1f} minutes from start to report' + (f' ({"; ".join(notes)})' if notes else '') + '.')
 
 
 def demo_stages(report: Dict) -> str:
