@@ -12,6 +12,7 @@ import argparse
 import shutil
 import warnings
 
+from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, run_demo
@@ -37,6 +38,8 @@ def main():
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
     parser.add_argument('--attack-iterations', type=int, default=200, help='iterations of the adapter attack')
+    parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
+                        help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
     parser.add_argument('--num-figures', type=int, default=4, help='sample images to draw')
     parser.add_argument('--num-train', type=int, default=400, help='generated training images')
     parser.add_argument('--num-val', type=int, default=100, help='generated validation images')
@@ -46,7 +49,8 @@ def main():
     report = run_demo(args.work_dir, args.data_root, args.key_file, args.iterations, args.num_wrong_keys,
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
                       args.method, args.block_size,
-                      None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE)
+                      None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE,
+                      args.weights_search_budget)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

@@ -55,6 +55,9 @@ from .weights_only import estimate_key_from_weights, model_stem
 NEAR_KEY_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 KNOWN_PLAINTEXT_PAIRS = (1, 2, 5)
 ATTACK_SIZES = ('10', '100', '10%')
+#: Oracle evaluations the weights-only thief spends searching near the key read off the weights (each one
+#: a forward pass over its unlabelled images). More keep helping shuffles: this is a budget, not a ceiling.
+WEIGHTS_SEARCH_BUDGET = 1000
 PART_NAMES = dict(sources='shuffle positions', flips='NP flip bits', table_entries='FFX table entries')
 
 
@@ -187,7 +190,8 @@ class ProtectionEvaluation:
                               'is reported (an attacker holding the model tries both)')
         return result
 
-    def weights_only(self, num_images: int = 16, search_budget: int = 200, num_wrong_keys: int = 5) -> Dict:
+    def weights_only(self, num_images: int = 16, search_budget: int = WEIGHTS_SEARCH_BUDGET,
+                     num_wrong_keys: int = 5) -> Dict:
         """The thief with the weights and no labels: the key read off the model's first convolution.
 
         Step 1 uses the weights only (:mod:`.weights_only`). Where they leave
@@ -195,7 +199,8 @@ class ProtectionEvaluation:
         diversity on ``num_images`` plain, unlabelled training images picks
         one (:mod:`.key_search`). Step 2, ``search``, spends at most
         ``search_budget`` further such evaluations on single flips and swaps
-        where the weights were least certain. ``oracles`` is the evaluator's
+        (the ``search_budget`` least certain pairs), sweeping them while a
+        sweep improves. ``oracles`` is the evaluator's
         check of that choice: how each label-free statistic rates the true
         key against plain images and ``num_wrong_keys`` random keys.
         """
@@ -204,7 +209,8 @@ class ProtectionEvaluation:
             return dict(note='no plain convolution reads the 3-channel image (grouped, dilated or absent): '
                              'the weights-only attack needs one')
         started = time.perf_counter()
-        estimate = estimate_key_from_weights(stem, self.inferencer.method, self.cipher.block_size, seed=self.seed)
+        estimate = estimate_key_from_weights(stem, self.inferencer.method, self.cipher.block_size, seed=self.seed,
+                                             max_uncertain_swaps=search_budget)
         images = self.train_data.subset(np.random.default_rng(self.seed).choice(
             len(self.train_data), min(num_images, len(self.train_data)), replace=False))
         chosen, values = pick_candidate(self.model, images, estimate.candidates)
@@ -215,7 +221,7 @@ class ProtectionEvaluation:
                       seconds=time.perf_counter() - started, mIoU=self.miou(estimated),
                       agreement=key_agreement(estimated, self.cipher))
         searched, info = local_search(self.model, images, estimated, estimate.uncertain_flips,
-                                      estimate.uncertain_swaps, search_budget)
+                                      estimate.uncertain_swaps, search_budget, sweeps=search_budget)
         result['search'] = dict(info, budget=search_budget, mIoU=self.miou(searched),
                                 agreement=key_agreement(searched, self.cipher))
         wrong = [SecretKey.generate().cipher(self.inferencer.method, self.cipher.block_size)
@@ -249,6 +255,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         out_dir: Union[str, Path] = 'work_dirs/protection',
                         baseline: Optional[Tuple[str, str]] = None, num_wrong_keys: int = 100,
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
+                        weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                         attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
                         device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
@@ -261,6 +268,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         attack_sizes: k values for the learning attacks; ``'10%'`` is a share
             of the training set. Empty: no learning attacks.
         attack_iterations (int): training iterations of each learning attack.
+        weights_search_budget (int): oracle evaluations of the weights-only
+            thief's search.
         attacks: which learning attacks to run; default those that fit the
             cipher (the value-table adapter only for FFX chains).
         num_images (int, optional): test images scored (default all).
@@ -298,7 +307,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     _log('ciphertext-only key estimation')
     report['ciphertext_only'] = evaluation.ciphertext_only()
     _log('key estimation from the weights alone')
-    report['weights_only'] = evaluation.weights_only()
+    report['weights_only'] = evaluation.weights_only(search_budget=weights_search_budget)
     report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks) \
         if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60

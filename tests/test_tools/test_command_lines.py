@@ -235,7 +235,7 @@ def test_evaluate_protection_tool(trained, tmp_path):
     root = trained['data_root']
     result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                  '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
-                 '--attack-iterations', 1, '--attacks', 'adapter', '--cfg-options',
+                 '--attack-iterations', 1, '--attacks', 'adapter', '--weights-search-budget', 20, '--cfg-options',
                  f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}')
     assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 | 1 |' in result.stdout
     assert 'wrong keys: 2/2' in result.stdout

@@ -15,7 +15,8 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
     result = subprocess.run(
         [sys.executable, 'tools/demo.py', '--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'shapes'),
          '--key-file', key_file, '--iterations', '2', '--method', 'np', '--block-size', '4', '--key-contrastive', '0.1',
-         '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--num-figures', '1',
+         '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--weights-search-budget', '20',
+         '--num-figures', '1',
          '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
         cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -35,7 +36,8 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
     second = subprocess.run([sys.executable, 'tools/demo.py', '--work-dir', str(tmp_path / 'work'), '--data-root',
                              str(tmp_path / 'shapes'), '--key-file', key_file, '--iterations', '2',
                              '--no-key-contrastive', '--num-wrong-keys', '0', '--attack-images', '2',
-                             '--attack-iterations', '2', '--num-figures', '1', '--num-train', '8', '--num-val', '4'],
+                             '--attack-iterations', '2', '--weights-search-budget', '20', '--num-figures', '1',
+                             '--num-train', '8', '--num-val', '4'],
                             cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 'key-contrastive training' not in second.stdout.split('| who, with what')[1].split('|')[0]

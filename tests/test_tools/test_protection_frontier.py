@@ -78,7 +78,7 @@ def test_when_intercepted_images_give_every_key_away_the_thief_decides(tmp_path)
 def test_a_tiny_study_runs_resumes_and_draws(tmp_path, capsys):
     """Two training iterations, the smallest budget: every section is measured once and reused on resume."""
     settings = dict(iterations=2, seeds=(0,), num_wrong_keys=2, attack_sizes=(1,), fine_tune_sizes=(1,),
-                    attack_iterations=2)
+                    attack_iterations=2, weights_search_budget=20)
     study = FrontierStudy(tmp_path / 'work', tmp_path / 'data', **settings)
     decision = run_frontier(study, [Variant('shuffle', 4)], num_train=8, num_val=4)
     row = study.state['variants']['shuffle:4']
@@ -112,7 +112,7 @@ def test_the_study_command_line_with_every_flag(tmp_path):
         return result.stdout
 
     budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
-              '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2]
+              '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20]
     run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds')
     out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
     assert 'choice:' in out

@@ -13,6 +13,7 @@ import json
 import sys
 from pathlib import Path
 
+from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
@@ -49,6 +50,8 @@ def main():
     parser.add_argument('--fine-tune-sizes', type=int, nargs='+', default=list(FULL_ATTACK_SIZES),
                         help='labelled images k of fine-tuning and of the from-scratch floor')
     parser.add_argument('--attack-iterations', type=int, default=200)
+    parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
+                        help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
     parser.add_argument('--trimmed', action='store_true',
                         help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
                              f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
@@ -63,7 +66,8 @@ def main():
     if args.trimmed:
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
-                          args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations)
+                          args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
+                          args.weights_search_budget)
     if args.from_results:
         study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(
@@ -83,7 +87,8 @@ def main():
             provenance(command), key_fingerprint=load_key(study.key_file).fingerprint,
             iterations=args.iterations, seeds=args.seeds, num_wrong_keys=args.num_wrong_keys,
             attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
-            attack_iterations=args.attack_iterations, baseline=study.state['baseline'],
+            attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget,
+            baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
             rows=rows, decision=decision), indent=2) + '\n')
 

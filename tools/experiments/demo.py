@@ -21,7 +21,7 @@ from mmseg_keyprotect.attacks.labelled_images import encrypt_with, score
 from mmseg_keyprotect.attacks.labelled_images import predict as predict_batch
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
-from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
+from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
 from mmseg_keyprotect.config import (
@@ -145,8 +145,8 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
 def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', key_file: Optional[str] = None,
              iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
-             block_size: int = DEFAULT_BLOCK_SIZE,
-             key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE) -> Dict:
+             block_size: int = DEFAULT_BLOCK_SIZE, key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE,
+             weights_search_budget: int = WEIGHTS_SEARCH_BUDGET) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
     ``key_contrastive``: the loss weight of key-contrastive training, or None
@@ -200,7 +200,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     attack = max(attacks, key=lambda result: result['curve'][-1][1])
     adapter = attack.pop('trained')
     # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
-    weights = evaluation.weights_only()
+    weights = evaluation.weights_only(search_budget=weights_search_budget)
     num_classes = len(evaluation.model.dataset_meta['classes'])
     protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, config=stem,
                      authorized=authorized, plain=plain, wrong_keys=wrong, adapter=attack,

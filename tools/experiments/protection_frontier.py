@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
-from mmseg_keyprotect.attacks.protection_report import ProtectionEvaluation
+from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.utils import atomic_file, save_figure
@@ -74,16 +74,20 @@ class FrontierStudy:
         fine_tune_sizes (Sequence[int]): k values of fine-tuning, and of
             training from scratch (the floor, measured once: it needs no key).
         attack_iterations (int): iterations of each learning attack.
+        weights_search_budget (int): oracle evaluations of the weights-only
+            thief's search.
     """
 
     def __init__(self, work_dir='work_dirs/demo', data_root='data/shapes', key_file: Optional[str] = None,
                  iterations: int = 1000, seeds: Sequence[int] = (0, 1), num_wrong_keys: int = 100,
                  attack_sizes: Sequence[int] = FULL_ATTACK_SIZES, fine_tune_sizes: Sequence[int] = FULL_ATTACK_SIZES,
-                 attack_iterations: int = 200, log: Callable[[str], None] = _log):
+                 attack_iterations: int = 200, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
+                 log: Callable[[str], None] = _log):
         self.work_dir, self.data_root = Path(work_dir), Path(data_root)
         self.key_file = key_file or str(PUBLIC_DEMO_KEY)
         self.iterations, self.seeds = iterations, list(seeds)
         self.num_wrong_keys, self.attack_iterations = num_wrong_keys, attack_iterations
+        self.weights_search_budget = weights_search_budget
         self.attack_sizes, self.fine_tune_sizes = list(attack_sizes), list(fine_tune_sizes)
         self.log = log
         self.path = self.work_dir / 'frontier.json'
@@ -201,9 +205,9 @@ class FrontierStudy:
             row['ciphertext_only'] = {k: result[k] for k in ('mIoU', 'agreement', 'encrypted_images', 'note', 'seconds')
                                       if k in result}
             self.save()
-        # A result without 'search' is from the earlier shuffle-only attack.
-        if 'search' not in (row.get('weights_only') or {}):
-            row['weights_only'] = loaded().weights_only()
+        # A result from another search budget (or the earlier shuffle-only attack, with no search) is measured again.
+        if ((row.get('weights_only') or {}).get('search') or {}).get('budget') != self.weights_search_budget:
+            row['weights_only'] = loaded().weights_only(search_budget=self.weights_search_budget)
             self.save()
         plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
                 for attack in attacks_for(variant.method) if attack != 'scratch']
