@@ -22,8 +22,8 @@ def test_publish_names_by_convention_and_drops_training_state(tmp_path):
     source = tmp_path / 'iter_4.pth'
     torch.save(dict(state_dict={'w': torch.ones(1)}, optimizer={'x': 1}, meta=dict(keyprotect=dict(fingerprint='f'))),
                source)
-    published = publish_checkpoint(source, 'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-m4-kc0.1', tmp_path / 'out')
-    assert re.fullmatch(r'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-m4-kc0.1_\d{8}_\d{6}-[0-9a-f]{8}\.pth',
+    published = publish_checkpoint(source, 'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-np-m4', tmp_path / 'out')
+    assert re.fullmatch(r'pspnet_r50-d8_4xb4-20k_voc12aug-512x512_shuffle-np-m4_\d{8}_\d{6}-[0-9a-f]{8}\.pth',
                         published.name)
     assert published.name.endswith(f'-{sha256_of(published)[:8]}.pth')
     state = torch.load(published)

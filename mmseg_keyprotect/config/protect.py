@@ -37,7 +37,7 @@ from .pipelines import (
 KEY_CONTRASTIVE_WEIGHT = 0.1
 #: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md):
 #: method, block size, and whether the model is trained key-contrastively where its segmentor allows.
-DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle', 4, True
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle+np', 4, False
 # Heads whose forward gives no per-pixel class scores to train toward uniform.
 NO_PIXEL_SCORES_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
 

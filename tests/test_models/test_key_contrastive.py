@@ -166,7 +166,7 @@ def test_cascade_segmentor_is_supported():
     assert protected.model.type == 'KeyContrastiveCascadeEncoderDecoder'
 
 
-def test_the_default_trains_key_contrastively_where_the_segmentor_allows():
+def test_the_default_setting_is_what_protect_config_writes():
     from mmseg_keyprotect.config import DEFAULT_KEY_CONTRASTIVE, DEFAULT_METHOD
     cfg, _ = protect_config(str(BASELINE))
     assert cfg.model.type == ('KeyContrastiveEncoderDecoder' if DEFAULT_KEY_CONTRASTIVE else 'EncoderDecoder')
