@@ -45,7 +45,7 @@ ESTIMATED_ON = 'a 2-core CPU'
 
 ADAPTER_ATTACKS = dict(adapter='block-wise adapter', value_table='value-table adapter')
 STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
-          'asking what the key holder, a stranger and a thief get', 'drawing the figures',
+          'asking what the key holder, a stranger and two thieves get', 'drawing the figures',
           'publishing the checkpoints to the local zoo')
 
 
@@ -182,7 +182,9 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     model_dir = run_dir(work_dir, stem)
     checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
 
-    stages.start(STAGES[3], _minutes(20 + attack_iterations * 0.15 + num_wrong_keys * 0.8))
+    # The rates: seconds per adapter iteration, per wrong key, per evaluation of the weights-only search.
+    stages.start(STAGES[3], _minutes(20 + attack_iterations * 0.15 + num_wrong_keys * 0.8
+                                     + weights_search_budget * 0.2))
     options = {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
     evaluation = ProtectionEvaluation(str(config), str(checkpoint), key_file, cfg_options=options)
     authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
