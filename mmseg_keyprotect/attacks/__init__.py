@@ -10,9 +10,10 @@ from .key_recovery import (
 from .learning_attacks import BlockwiseAdapter, train_attack
 from .metrics import IoUAccumulator, chance_levels, summarize
 from .protection_report import ProtectionEvaluation, evaluate_protection
+from .weights_only import estimate_key_from_weights, model_stem
 
 __all__ = [
     'BlockwiseAdapter', 'IoUAccumulator', 'ProtectionEvaluation', 'chance_levels', 'estimate_flips',
     'estimate_shuffle', 'evaluate_protection', 'find_ffx_positions', 'key_agreement', 'near_key',
-    'recover_known_plaintext', 'summarize', 'train_attack'
+    'recover_known_plaintext', 'summarize', 'train_attack', 'estimate_key_from_weights', 'model_stem'
 ]
