@@ -117,6 +117,8 @@ def training_cost(report: Dict) -> str:
     if 'key_contrastive_ratio' in report:
         lines[-1] += (f' Key-contrastive (weight {report["key_contrastive"]:g}) / ordinary protected: '
                       f'{report["key_contrastive_ratio"]:.3f}.')
+    for name, ratio in report.get('negatives_ratios', {}).items():
+        lines[-1] += f' Negatives {name} / ordinary protected: {ratio:.3f}.'
     return '\n'.join(lines)
 
 
@@ -309,6 +311,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
     'training-cost': ('training_cost', training_cost),
     'training-cost-key-contrastive': ('training_cost_key_contrastive', training_cost),
+    'training-cost-negatives': ('training_cost_negatives', training_cost),
     'protection-report': ('protection_report', protection_report),
     'demo-headline': ('demo', headline_table),
     'demo-provenance': ('demo', demo_provenance),
