@@ -81,8 +81,9 @@ class WeightsEstimate:
             model that was never trained on encrypted blocks).
         phases (int): output phases of the stem (1 when its stride is a
             multiple of M).
-        uncertain (list[int] | list[tuple]): positions (NP) or position pairs
-            (shuffle), least certain first: where a search should look.
+        uncertain_flips (list[int]): NP positions, least certain first.
+        uncertain_swaps (list[tuple]): shuffle position pairs, least certain
+            first: where a search should look.
     """
     candidates: List[BlockCipher]
     structure: float
@@ -226,6 +227,9 @@ def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts
         seed (int): seed of those starts.
         max_uncertain_swaps (int): how many least-certain position pairs to
             list for a later search.
+
+    Raises:
+        KeyProtectError: a kernel that is not ``O x 3 x K x K``.
 
     Returns:
         WeightsEstimate: the candidate keys and how much keyed structure the
