@@ -152,7 +152,7 @@ def build_test_runner(config: str, checkpoint: str, key_file: Optional[str] = No
     cfg = load_run_config(config, cfg_options, launcher, work_dir)
     cfg.load_from = checkpoint
     if show and not (os.environ.get('DISPLAY') or os.environ.get('WAYLAND_DISPLAY')):
-        raise ConfigError('--show opens a window, and this session has no display ($DISPLAY is not set); '
+        raise ConfigError('--show opens a window, and no display is available ($DISPLAY is not set); '
                           'use --show-dir to save the drawings instead')
     if show or show_dir:
         hook = cfg.default_hooks.get('visualization')
