@@ -7,7 +7,7 @@ import os
 
 from mmengine.config import DictAction
 
-from mmseg_keyprotect.apis import build_test_runner
+from mmseg_keyprotect.apis import build_test_runner, close_distributed
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -34,10 +34,10 @@ def parse_args():
 
 def main():
     args = parse_args()
-    runner = build_test_runner(args.config, args.checkpoint, key_file=args.key_file, work_dir=args.work_dir,
-                               out=args.out, show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
-                               tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher)
-    runner.test()
+    build_test_runner(args.config, args.checkpoint, key_file=args.key_file, work_dir=args.work_dir,
+                      out=args.out, show=args.show, show_dir=args.show_dir, wait_time=args.wait_time,
+                      tta=args.tta, cfg_options=args.cfg_options, launcher=args.launcher).test()
+    close_distributed()  # success only: after a failure the other ranks may never reach it
 
 
 if __name__ == '__main__':

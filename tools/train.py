@@ -8,7 +8,7 @@ import os
 
 from mmengine.config import DictAction
 
-from mmseg_keyprotect.apis import build_train_runner
+from mmseg_keyprotect.apis import build_train_runner, close_distributed
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -31,9 +31,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    runner = build_train_runner(args.config, key_file=args.key_file, work_dir=args.work_dir, resume=args.resume,
-                                amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher)
-    runner.train()
+    build_train_runner(args.config, key_file=args.key_file, work_dir=args.work_dir, resume=args.resume,
+                       amp=args.amp, cfg_options=args.cfg_options, launcher=args.launcher).train()
+    close_distributed()  # success only: after a failure the other ranks may never reach it
 
 
 if __name__ == '__main__':
