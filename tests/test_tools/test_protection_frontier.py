@@ -21,14 +21,22 @@ def test_variants_parse_and_name_themselves():
     assert parse_variant('shuffle:4+kc0.1') == Variant('shuffle', 4, 0.1)
     assert parse_variant('shuffle:4+kc0.1').name == 'shuffle:4+kc0.1'
     assert parse_variant('np+ffx:8').stem.endswith('_np-ffx-m8')
-    for bad in ('shuffle', 'shuffle:x', 'shuffle:4+kcx'):
+    cheaper = parse_variant('shuffle+np:4+kc0.1/share0.25+running')
+    assert cheaper == Variant('shuffle+np', 4, 0.1, 'share0.25+running')
+    assert cheaper.name == 'shuffle+np:4+kc0.1/share0.25+running'
+    assert cheaper.stem.endswith('_shuffle-np-m4-kc0.1-share0.25-running')
+    for bad in ('shuffle', 'shuffle:x', 'shuffle:4+kcx', 'shuffle:4/share0.25'):
         with pytest.raises(ConfigError, match='METHOD:M'):
             parse_variant(bad)
+    with pytest.raises(ConfigError, match="negatives 'half'"):
+        parse_variant('shuffle:4+kc0.1/half')
 
 
 def test_key_contrastive_variants_get_their_config(tmp_path):
     cfg = load_config(str(variant_config(Variant('np', 4, 0.3), tmp_path)))
     assert cfg.model.type == 'KeyContrastiveEncoderDecoder' and cfg.model.negative_weight == 0.3
+    cfg = load_config(str(variant_config(parse_variant('np:4+kc0.1/interval4+running'), tmp_path)))
+    assert cfg.model.negative_statistics == 'running' and cfg.model.data_preprocessor.negative_interval == 4
 
 
 def test_attackers_best_leaves_out_more_labelled_images_than_allowed():

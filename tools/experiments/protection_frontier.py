@@ -124,7 +124,7 @@ class FrontierStudy:
                 self.log(f'{stem}, seed {seed}: trained again, mIoU {value:.2f} where {recorded:.2f} was recorded; '
                          'its measurements are taken again')
                 for name in list(row):
-                    if name not in ('method', 'block_size', 'key_contrastive', 'runs'):
+                    if name not in ('method', 'block_size', 'key_contrastive', 'negatives', 'runs'):
                         del row[name]
             runs[str(seed)] = value
             self.save()
@@ -141,7 +141,7 @@ class FrontierStudy:
                 continue
             self.state['variants'][row['variant']] = dict(
                 method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
-                runs=dict(row['authorized']), plain=row['plain'], wrong_keys=row['wrong_keys'],
+                negatives=row.get('negatives', ''), runs=dict(row['authorized']), plain=row['plain'], wrong_keys=row['wrong_keys'],
                 near_keys=row['near_keys'], ciphertext_only=row['ciphertext_only'],
                 attacks={attack: {k: dict(mIoU=v) for k, v in by_k.items()} for attack, by_k in row['attacks'].items()},
                 minutes=row.get('minutes', 0.0))
@@ -162,7 +162,8 @@ class FrontierStudy:
     def measure(self, variant: Variant, seeds: Optional[Sequence[int]] = None) -> Dict:
         """Train (or reuse) and measure one variant on the first seed, and its authorized mIoU on ``seeds``."""
         row = self.state['variants'].setdefault(variant.name, dict(
-            method=variant.method, block_size=variant.block_size, key_contrastive=variant.key_contrastive))
+            method=variant.method, block_size=variant.block_size, key_contrastive=variant.key_contrastive,
+            negatives=variant.negatives))
         config = variant_config(variant, self.work_dir)
         started = time.time()
         for seed in seeds or self.seeds[:1]:
@@ -346,6 +347,7 @@ def frontier_rows(state: Dict) -> List[Dict]:
             continue
         rows.append(dict(
             variant=name, method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
+            negatives=row.get('negatives', ''),
             authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],
             gap=row.get('gap'), plain=row.get('plain'), wrong_keys=row.get('wrong_keys'),
             near_keys=row.get('near_keys'), ciphertext_only=row.get('ciphertext_only'),

@@ -270,7 +270,7 @@ def key_contrastive(report: Dict) -> str:
     """Each key-contrastive variant beside the same setting trained the ordinary way."""
     rows = {row['variant']: row for row in report['rows']}
     pairs = [(rows[name.split('+kc')[0]], row) for name, row in rows.items()
-             if row['key_contrastive'] is not None and name.split('+kc')[0] in rows]
+             if row['key_contrastive'] is not None and not row.get('negatives') and name.split('+kc')[0] in rows]
     lines = ['| setting | training | key holder, per seed | plain | wrong keys mean / p95 / max | near keys, 50% / 90% '
              'of the key right | ciphertext only | adapter, k = 10 | fine-tuning, k = 10 |',
              '|---|---|---|---|---|---|---|---|---|']
@@ -286,6 +286,40 @@ def key_contrastive(report: Dict) -> str:
             lines.append(f'| {ordinary["variant"]} | {label} | {seeds} | {row["plain"]:.2f} | '
                          f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
                          + ' | '.join('-' if v is None else f'{v:.2f}' for v in cells) + ' |')
+    return '\n'.join(lines)
+
+
+def key_contrastive_negatives(report: Dict) -> str:
+    """Cheaper negatives beside a negative for every image at every iteration and beside ordinary training:
+    training cost (from the training benchmark) and protection (from the frontier), for each setting of the
+    method they were measured with."""
+    cost = _load('training_cost_negatives')
+    ratios = dict(cost.get('negatives_ratios', {}), all=cost['key_contrastive_ratio'])
+    rows = {row['variant']: row for row in report['rows']}
+    candidates = [row for row in report['rows'] if row.get('negatives')]
+    lines = ['| setting | negatives | training time / ordinary protected | key holder, per seed (mean) | plain '
+             '| wrong keys mean / max | near keys, 50% / 90% of the key right | adapter, k = 10 '
+             '| thief\'s best (by) |', '|---|---|---|---|---|---|---|---|---|']
+    for base in dict.fromkeys(row['variant'].split('/')[0] for row in candidates):
+        ordinary = rows.get(base.split('+kc')[0])
+        table = [(ordinary, 'none (ordinary training)', 1.0)] if ordinary else []
+        table += [(rows.get(base), 'every image, every iteration', ratios['all'])]
+        table += [(row, row['negatives'], ratios.get(row['negatives'])) for row in candidates
+                  if row['variant'].startswith(base + '/')]
+        for row, negatives, ratio in table:
+            if row is None:
+                lines.append(f'| {base} | {negatives} | | not measured yet | | | | | |')
+                continue
+            wrong = row['wrong_keys']
+            near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
+            near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
+            seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
+            adapter = row['attacks'].get('adapter', {}).get('10')
+            lines.append(f'| {base} | {negatives} | {"not measured yet" if ratio is None else f"{ratio:.2f}"} | '
+                         f'{seeds} ({row["authorized_mean"]:.2f}) | {row["plain"]:.2f} | '
+                         f'{wrong["mean"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
+                         f'{"-" if adapter is None else f"{adapter:.2f}"} | '
+                         f'{row["thiefs_best"]:.2f} ({row["thiefs_best_by"]}) |')
     return '\n'.join(lines)
 
 
@@ -306,6 +340,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'protection-frontier-decision': ('protection_frontier', frontier_decision),
     'protection-frontier-weights': ('protection_frontier', frontier_weights),
     'key-contrastive': ('protection_frontier', key_contrastive),
+    'key-contrastive-negatives': ('protection_frontier', key_contrastive_negatives),
     'checkpoint-speed': ('checkpoint_speed', checkpoint_speed),
     'accuracy-study': ('accuracy_study', accuracy_study),
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),

@@ -35,31 +35,49 @@ _log = experiment_log('runs')
 
 @dataclass(frozen=True)
 class Variant:
-    """One protected setting: a cipher chain, a block size, and the key-contrastive weight (None: off)."""
+    """One protected setting: a cipher chain, a block size, the key-contrastive weight (None: off), and which
+    negatives key-contrastive training draws (a :func:`parse_negatives` name; empty: a negative for every image
+    at every iteration)."""
     method: str
     block_size: int
     key_contrastive: Optional[float] = None
+    negatives: str = ''
 
     @property
     def name(self) -> str:
         suffix = '' if self.key_contrastive is None else f'+kc{self.key_contrastive:g}'
-        return f'{self.method}:{self.block_size}{suffix}'
+        return f'{self.method}:{self.block_size}{suffix}' + (f'/{self.negatives}' if self.negatives else '')
 
     @property
     def stem(self) -> str:
-        """The config name of the variant (``-kcW`` for key-contrastive training with weight W)."""
-        return protected_stem(self.method, self.block_size, self.key_contrastive)
+        """The config name of the variant (``-kcW`` for key-contrastive training with weight W, then the
+        negatives)."""
+        stem = protected_stem(self.method, self.block_size, self.key_contrastive)
+        return stem + (f'-{self.negatives.replace("+", "-")}' if self.negatives else '')
+
+    @property
+    def key_contrastive_settings(self):
+        """``protect_config``'s ``key_contrastive`` argument for this variant."""
+        if self.key_contrastive is None:
+            return False
+        return dict(negative_weight=self.key_contrastive, **parse_negatives(self.negatives))
 
 
 def parse_variant(text: str) -> Variant:
-    """``'shuffle+np:4'`` or ``'shuffle:4+kc0.1'`` -> a :class:`Variant`."""
-    setting, _, contrastive = text.partition('+kc')
+    """``'shuffle+np:4'``, ``'shuffle:4+kc0.1'`` or ``'shuffle+np:4+kc0.1/share0.25+running'`` -> a
+    :class:`Variant`."""
+    setting, _, negatives = text.partition('/')
+    setting, _, contrastive = setting.partition('+kc')
     method, _, block_size = setting.rpartition(':')
     try:
-        return Variant(method, int(block_size), float(contrastive) if contrastive else None)
+        variant = Variant(method, int(block_size), float(contrastive) if contrastive else None, negatives)
     except ValueError:
-        raise ConfigError(f'variant {text!r}: expected METHOD:M or METHOD:M+kcWEIGHT, for example shuffle+np:4 '
-                          'or shuffle:4+kc0.1')
+        variant = None
+    if variant is None or (negatives and not contrastive):
+        raise ConfigError(f'variant {text!r}: expected METHOD:M, METHOD:M+kcWEIGHT or METHOD:M+kcWEIGHT/NEGATIVES, '
+                          'for example shuffle+np:4, shuffle:4+kc0.1 or shuffle+np:4+kc0.1/share0.25')
+    variant.key_contrastive_settings  # an unknown negatives name fails here, before any training
+    return variant
 
 
 def protected_stem(method: str, block_size: int, key_contrastive: Optional[float] = None) -> str:
@@ -138,9 +156,8 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
     committed = CONFIG_DIR / f'{variant.stem}.py'
     if committed.is_file():
         return committed
-    contrastive = False if variant.key_contrastive is None else dict(negative_weight=variant.key_contrastive)
     cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), variant.method, variant.block_size,
-                            key_contrastive=contrastive)
+                            key_contrastive=variant.key_contrastive_settings)
     path = out_dir / 'configs' / f'{variant.stem}.py'
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
