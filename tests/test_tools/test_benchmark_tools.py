@@ -33,10 +33,19 @@ def test_cipher_and_checkpoint_benchmarks(tmp_path):
 
 def test_training_benchmark_with_cheaper_negatives(tmp_path, key_file, shapes_root):
     run('tools/analysis_tools/benchmark_training.py', BASELINE, '--key-file', key_file, '--method', 'np',
-        '--block-size', 4, '--iterations', 1, '--rounds', 2, '--on-device', '--key-contrastive', '0.1',
+        '--block-size', 4, '--iterations', 2, '--rounds', 2, '--on-device', '--key-contrastive', '0.1',
         '--negatives', 'share0.25', 'interval2+running', '--results-file', tmp_path / 'training.json',
         '--cfg-options', 'train_dataloader.batch_size=4', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', f'train_dataloader.dataset.data_root={shapes_root}')
     result = json.loads((tmp_path / 'training.json').read_text())
     assert set(result['negatives_ratios']) == {'share0.25', 'interval2+running'}
     assert all(len(values) == 2 for values in result['times'].values()) and len(result['times']) == 5
+
+
+def test_training_benchmark_refuses_rounds_that_split_an_interval(key_file):
+    """Rounds of 3 iterations with negatives every 2nd would hold 1 or 2 negative iterations: unequal rounds."""
+    result = subprocess.run([sys.executable, 'tools/analysis_tools/benchmark_training.py', str(BASELINE), '--key-file',
+                             key_file, '--key-contrastive', '--negatives', 'interval2', '--iterations', '3'],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert "--iterations 3 with negatives 'interval2'" in result.stderr and 'multiple of 2' in result.stderr

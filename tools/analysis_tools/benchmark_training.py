@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.benchmarks import benchmark_training
 
@@ -56,4 +57,7 @@ def main():
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except KeyProtectError as error:
+        raise SystemExit(f'benchmark_training: error: {error}')

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from mmseg_keyprotect.crypto import SecretKey, published_style
+from mmseg_keyprotect.errors import ConfigError
 
 from .runs import parse_negatives
 
@@ -131,6 +132,11 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
 
     from mmseg_keyprotect.config import load_config, protect_config
     from mmseg_keyprotect.crypto import RunKey
+    for name in negatives:
+        interval = parse_negatives(name).get('negative_interval', 1)
+        if iterations % interval:
+            raise ConfigError(f'--iterations {iterations} with negatives {name!r}: rounds would hold different '
+                              f'numbers of negative iterations; use a multiple of {interval}')
     RunKey.load(key_file)
     stock = load_config(config)
     if cfg_options:
