@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from mmseg_keyprotect.apis.runners import build_test_runner, build_train_runner, load_run_config
+from mmseg_keyprotect.apis.runners import build_test_runner, build_train_runner, close_distributed, load_run_config
 from mmseg_keyprotect.errors import ConfigError
 
 
@@ -98,3 +98,12 @@ def test_a_config_naming_another_key_file_is_refused(tmp_path, key_file, other_k
     with pytest.raises(ConfigError, match='--key-file .*other.key given, but the config names'):
         build_train_runner(str(config), key_file=other_key_file, work_dir=str(tmp_path))
     assert build_train_runner(str(config), work_dir=str(tmp_path)).cfg.work_dir == str(tmp_path)
+
+
+def test_close_distributed_destroys_the_groups_and_is_a_no_op_without_them(tmp_path):
+    import torch.distributed as torch_dist
+    close_distributed()  # nothing started: nothing to do
+    torch_dist.init_process_group('gloo', init_method=f'file://{tmp_path / "store"}', rank=0, world_size=1)
+    torch_dist.new_group(backend='gloo')  # as MMEngine's result collection on CPU makes one
+    close_distributed()
+    assert not torch_dist.is_initialized()
