@@ -36,3 +36,24 @@ def test_the_update_tool_checks_without_writing():
     result = subprocess.run([sys.executable, 'tools/update_results_docs.py', '--check'], cwd=REPO, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cheaper_negatives_sit_beside_full_and_ordinary_training(monkeypatch):
+    """Each candidate row carries its measured cost; a setting the frontier has not measured says so."""
+    from mmseg_keyprotect_experiments import results_docs
+
+    def row(variant, negatives='', seeds=(80.0, 82.0), thief=50.0):
+        return dict(variant=variant, negatives=negatives, authorized={str(i): v for i, v in enumerate(seeds)},
+                    authorized_mean=sum(seeds) / len(seeds), plain=10.0, wrong_keys=dict(mean=12.0, max=20.0),
+                    near_keys={'shuffle': [[0.5, 30.0], [0.9, 70.0]]}, attacks=dict(adapter={'10': 40.0}),
+                    thiefs_best=thief, thiefs_best_by='adapter, k = 10')
+    cost = dict(key_contrastive_ratio=1.9, negatives_ratios={'interval4': 1.22})
+    monkeypatch.setattr(results_docs, '_load', lambda name: cost)
+    report = dict(rows=[row('np:4'), row('np:4+kc0.1/interval4', 'interval4', thief=45.0),
+                        row('np:4+kc0.1/share0.5', 'share0.5')])
+    lines = results_docs.key_contrastive_negatives(report).splitlines()[2:]
+    assert [line.split(' | ')[1:3] for line in lines] == [
+        ['none (ordinary training)', '1.00'], ['every image, every iteration', '1.90'], ['interval4', '1.22'],
+        ['share0.5', 'not measured yet']]
+    assert lines[1].endswith('| not measured yet | | | | | |')  # the full setting's row is missing from the report
+    assert '80.00, 82.00 (81.00) | 10.00 | 12.00 / 20.00 | 30.0 / 70.0 | 40.00 | 45.00 (adapter, k = 10) |' in lines[2]

@@ -307,15 +307,16 @@ def key_contrastive_negatives(report: Dict) -> str:
         table += [(row, row['negatives'], ratios.get(row['negatives'])) for row in candidates
                   if row['variant'].startswith(base + '/')]
         for row, negatives, ratio in table:
+            cost_text = 'not measured yet' if ratio is None else f'{ratio:.2f}'
             if row is None:
-                lines.append(f'| {base} | {negatives} | | not measured yet | | | | | |')
+                lines.append(f'| {base} | {negatives} | {cost_text} | not measured yet | | | | | |')
                 continue
             wrong = row['wrong_keys']
             near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
             near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
             seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
             adapter = row['attacks'].get('adapter', {}).get('10')
-            lines.append(f'| {base} | {negatives} | {"not measured yet" if ratio is None else f"{ratio:.2f}"} | '
+            lines.append(f'| {base} | {negatives} | {cost_text} | '
                          f'{seeds} ({row["authorized_mean"]:.2f}) | {row["plain"]:.2f} | '
                          f'{wrong["mean"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
                          f'{"-" if adapter is None else f"{adapter:.2f}"} | '
