@@ -76,7 +76,7 @@ def parse_variant(text: str) -> Variant:
     if variant is None or (negatives and not contrastive):
         raise ConfigError(f'variant {text!r}: expected METHOD:M, METHOD:M+kcWEIGHT or METHOD:M+kcWEIGHT/NEGATIVES, '
                           'for example shuffle+np:4, shuffle:4+kc0.1 or shuffle+np:4+kc0.1/share0.25')
-    variant.key_contrastive_settings  # an unknown negatives name fails here, before any training
+    parse_negatives(negatives)  # an unknown name fails here, before any training
     return variant
 
 
