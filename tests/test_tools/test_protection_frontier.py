@@ -55,6 +55,32 @@ def variant_row(seeds, attacker, thief, method='np', block_size=4):
                 attacks=dict(adapter={'10': dict(mIoU=thief)}))
 
 
+def test_learning_attacks_at_the_deciding_k_are_averaged_over_draws(tmp_path, monkeypatch):
+    """k = 10 decides the attacker's best: three draws of labelled images there, one elsewhere; a study measured
+    with one draw keeps it as the first, and a resumed study measures nothing again."""
+    from mmseg_keyprotect_experiments import protection_frontier as frontier
+    monkeypatch.setattr(frontier, 'ProtectionEvaluation', lambda *args, **kwargs: None)
+    calls = []
+
+    def attack(self, evaluation, attack, k, name, draw=0):
+        calls.append((attack, k, draw))
+        return dict(mIoU=10.0 * (draw + 1) + k, final=0.0, seconds=1.0)
+
+    monkeypatch.setattr(frontier.FrontierStudy, '_attack', attack)
+    study = FrontierStudy(tmp_path, tmp_path, attack_sizes=(1, 10), fine_tune_sizes=(10,), attack_draws=3)
+    study.state['scratch'] = {'10': dict(mIoU=5.0)}
+    row = dict(plain=1.0, wrong_keys=dict(count=100, mean=1.0, p95=1.0, max=1.0), near_keys={}, ciphertext_only={},
+               weights_only=dict(search=dict(budget=study.weights_search_budget)),
+               attacks=dict(adapter={'10': dict(mIoU=20.0, final=19.0, seconds=2.0)}))
+    for _ in range(2):
+        study._report(row, Variant('shuffle', 4), tmp_path / 'config.py', tmp_path / 'model.pth')
+    assert calls == [('adapter', 1, 0), ('adapter', 10, 1), ('adapter', 10, 2),
+                     ('fine_tune', 10, 0), ('fine_tune', 10, 1), ('fine_tune', 10, 2)]
+    assert row['attacks']['adapter']['10'] == dict(mIoU=30.0, draws=[20.0, 30.0, 40.0], final=19.0, seconds=2.0)
+    assert row['attacks']['adapter']['1'] == dict(mIoU=11.0, draws=[11.0], final=0.0, seconds=1.0)
+    assert FrontierStudy.best_attack(row)['thiefs_best_by'] == 'fine_tune, k = 10, mean of 3 draws'
+
+
 def test_the_rule_wants_every_seed_and_the_accuracy_then_the_weakest_attacker(tmp_path):
     study = FrontierStudy(tmp_path, seeds=(0, 1))
     study.state = dict(baseline=dict(runs={'0': 80.0, '1': 82.0}, mean=81.0), variants=dict(
@@ -120,7 +146,8 @@ def test_the_study_command_line_with_every_flag(tmp_path):
         return result.stdout
 
     budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
-              '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20]
+              '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20,
+              '--attack-draws', 2]
     run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds')
     out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
     assert 'choice:' in out

@@ -18,6 +18,8 @@ from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.protection_frontier import (
+    ATTACK_DRAWS,
+    BEST_MAX_LABELLED,
     FULL_ATTACK_SIZES,
     TRIMMED_ATTACK_SIZES,
     TRIMMED_FINE_TUNE_SIZES,
@@ -52,6 +54,9 @@ def main():
     parser.add_argument('--attack-iterations', type=int, default=200)
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
+    parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
+                        help=f'draws of labelled images for the learning attacks at k = {BEST_MAX_LABELLED} '
+                             '(their mean counts; other k values have one draw)')
     parser.add_argument('--trimmed', action='store_true',
                         help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
                              f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
@@ -67,7 +72,7 @@ def main():
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
-                          args.weights_search_budget)
+                          args.weights_search_budget, args.attack_draws)
     if args.from_results:
         study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(
@@ -88,6 +93,7 @@ def main():
             iterations=args.iterations, seeds=args.seeds, num_wrong_keys=args.num_wrong_keys,
             attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
             attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget,
+            attack_draws=args.attack_draws,
             baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
             rows=rows, decision=decision), indent=2) + '\n')

@@ -219,9 +219,15 @@ def frontier_attacks(report: Dict) -> str:
     columns = [(list(ATTACK_NAMES)[index], str(k)) for index, k in columns]
     header = [f'{attack.replace("_", "-")}, k = {k}' for attack, k in columns]
     lines = ['| variant | ' + ' | '.join(header) + ' |', '|---' * (len(header) + 1) + '|']
+    def cell(row, attack, k):
+        value = row['attacks'].get(attack, {}).get(k)
+        draws = row.get('attack_draws', {}).get(attack, {}).get(k, [])
+        if value is None:
+            return '-'
+        return f'{value:.2f}' + (f' ({min(draws):.1f} to {max(draws):.1f})' if len(draws) > 1 else '')
+
     for row in _frontier_rows(report):
-        cells = [row['attacks'].get(attack, {}).get(k) for attack, k in columns]
-        lines.append(f'| {row["variant"]} | ' + ' | '.join('-' if v is None else f'{v:.2f}' for v in cells) + ' |')
+        lines.append(f'| {row["variant"]} | ' + ' | '.join(cell(row, attack, k) for attack, k in columns) + ' |')
     scratch = ', '.join(f'k = {k}: {v["mIoU"] if isinstance(v, dict) else v:.2f}'
                         for k, v in report.get('scratch', {}).items())
     if scratch:
