@@ -10,6 +10,7 @@ from .pipelines import (
     DEVICE_PREPROCESSOR,
     ENCRYPT,
     PACK,
+    PREPROCESSOR_OPTIONS,
     config_pipelines,
     encrypt_settings,
     preprocessor_encrypts,
@@ -101,8 +102,7 @@ def pipeline_encryption(cfg: Config) -> Config:
     cfg = copy.deepcopy(cfg)
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
     if transform_type(preprocessor) in (DEVICE_PREPROCESSOR, CONTRASTIVE_PREPROCESSOR):
-        for name in ('method', 'block_size', 'key_file', 'channel_order', 'on_device', 'negatives',
-                     'max_near_fraction'):
+        for name in ('method', 'block_size', 'key_file', 'channel_order', 'on_device', *PREPROCESSOR_OPTIONS):
             preprocessor.pop(name, None)
         preprocessor['type'] = 'SegDataPreProcessor'
     for _, pipeline in config_pipelines(cfg):

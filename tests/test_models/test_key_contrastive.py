@@ -127,7 +127,8 @@ def test_the_loss_adds_the_negatives_term_and_leaves_the_key_holders_loss_and_st
 @pytest.mark.parametrize('on_device', [False, True])
 def test_protect_config_switches_segmentor_and_preprocessor(on_device):
     cfg, _ = protect_config(str(BASELINE), 'shuffle', 4, on_device=on_device,
-                            key_contrastive=dict(negative_weight=0.2, negatives=dict(random_key=1.0)))
+                            key_contrastive=dict(negative_weight=0.2, negatives=dict(random_key=1.0),
+                                                 negative_share=0.5, negative_interval=2))
     assert cfg.model.type == 'KeyContrastiveEncoderDecoder' and cfg.model.negative_weight == 0.2
     preprocessor = cfg.model.data_preprocessor
     assert preprocessor.type == 'KeyContrastiveDataPreProcessor' and preprocessor.on_device == on_device
@@ -138,6 +139,7 @@ def test_protect_config_switches_segmentor_and_preprocessor(on_device):
     assert max(len(line) for line in text.splitlines()) <= 120
     back = pipeline_encryption(cfg)
     assert back.model.data_preprocessor.type == 'SegDataPreProcessor' and check_config(back) == []
+    assert type(MODELS.build(back.model.data_preprocessor)).__name__ == 'SegDataPreProcessor'
     # The preprocessor and the pipelines must agree on the cipher either way.
     cfg.model.data_preprocessor.block_size = 8
     assert any('M = 8' in problem for problem in check_config(cfg))
