@@ -133,7 +133,7 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     from mmseg_keyprotect.config import load_config, protect_config
     from mmseg_keyprotect.crypto import RunKey
     for name in negatives:
-        interval = parse_negatives(name).get('negative_interval', 1)
+        interval = parse_negatives(name)['negative_interval']
         if iterations % interval:
             raise ConfigError(f'--iterations {iterations} with negatives {name!r}: rounds would hold different '
                               f'numbers of negative iterations; use a multiple of {interval}')
@@ -147,7 +147,7 @@ def benchmark_training(config: str, key_file: str, method: str = 'shuffle', bloc
     if key_contrastive is not None:
         configs.append(('key_contrastive', protect_config(
             stock, method, block_size, num_wrong_keys=0, evaluate_plain=False, on_device=on_device,
-            key_contrastive=dict(negative_weight=key_contrastive))[0]))
+            key_contrastive=dict(negative_weight=key_contrastive, **parse_negatives('all')))[0]))
     for name in negatives:
         configs.append((f'key_contrastive:{name}', protect_config(
             stock, method, block_size, num_wrong_keys=0, evaluate_plain=False, on_device=on_device,

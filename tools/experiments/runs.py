@@ -165,20 +165,23 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
 
 
 def parse_negatives(text: str) -> Dict:
-    """Cheaper key-contrastive settings, as ``protect_config(key_contrastive=...)`` takes them, from a short name:
-    ``'share0.25'``, ``'interval4'``, ``'running'`` (batch norm on the negatives as deployed), joined by ``+``;
-    ``'all'`` is today's setting (a negative for every image at every iteration)."""
-    options: Dict = {}
+    """Key-contrastive negatives, as ``protect_config(key_contrastive=...)`` takes them, from a short name:
+    ``'share0.25'`` (a quarter of each batch), ``'interval4'`` (every fourth iteration), ``'running'`` (batch norm
+    on the negatives as deployed), joined by ``+``; ``'all'`` or ``''`` is a negative for every image at every
+    iteration under batch statistics. Every setting is spelled out, so the result does not depend on
+    ``protect_config``'s defaults."""
+    options: Dict = dict(negative_share=1.0, negative_interval=1, negative_statistics='batch')
     for token in filter(None, text.split('+')):
+        share, interval = token[len('share'):], token[len('interval'):]
         if token == 'all':
             continue
         if token == 'running':
             options['negative_statistics'] = 'running'
-        elif token.startswith('share'):
-            options['negative_share'] = float(token[5:])
-        elif token.startswith('interval') and token[8:].isdigit():
-            options['negative_interval'] = int(token[8:])
+        elif token.startswith('share') and share.replace('.', '', 1).isdigit() and 0 < float(share) <= 1:
+            options['negative_share'] = float(share)
+        elif token.startswith('interval') and interval.isdigit() and int(interval) >= 1:
+            options['negative_interval'] = int(interval)
         else:
-            raise ConfigError(f'negatives {text!r}: expected all, shareF, intervalN or running joined by "+", '
-                              'for example share0.25+running')
+            raise ConfigError(f'negatives {text!r}: expected all, shareF (0 < F <= 1), intervalN (N >= 1) or running, '
+                              'joined by "+", for example share0.25+running')
     return options
