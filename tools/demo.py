@@ -38,6 +38,8 @@ def main():
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
     parser.add_argument('--attack-iterations', type=int, default=200, help='iterations of the adapter attack')
+    parser.add_argument('--attack-draws', type=int, default=3,
+                        help='draws of the labelled images; the report gives the mean (default %(default)s)')
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
     parser.add_argument('--num-figures', type=int, default=4, help='sample images to draw')
@@ -50,7 +52,7 @@ def main():
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
                       args.method, args.block_size,
                       None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE,
-                      args.weights_search_budget)
+                      args.weights_search_budget, args.attack_draws)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '
