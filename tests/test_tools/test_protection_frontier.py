@@ -108,6 +108,29 @@ def test_when_intercepted_images_give_every_key_away_the_thief_decides(tmp_path)
     assert 'cannot separate' in decision['tie_break']
 
 
+def test_of_variants_within_the_spread_of_the_lowest_the_cheapest_to_train_is_chosen(tmp_path):
+    """The lowest thief's best comes from draws 48.8 to 55.0 (mean 52.0): a cheaper setting at 53.9 is not
+    separated from it and wins on cost; one at 60.1 is, and does not."""
+    from mmseg_keyprotect_experiments.results_docs import frontier_decision
+    study = FrontierStudy(tmp_path, seeds=(0, 1), training_costs={'all': 1.9, 'share0.25': 1.27, 'interval4': 1.22})
+    rows = dict(full=variant_row([85.0, 85.0], 85.0, 52.0), share=variant_row([85.0, 85.0], 85.0, 53.9),
+                interval=variant_row([85.0, 85.0], 85.0, 60.1), ordinary=variant_row([86.0, 86.0], 86.0, 67.8))
+    rows['full']['attacks']['adapter']['10']['draws'] = [52.2, 48.8, 55.0]
+    for name, negatives in (('full', ''), ('share', 'share0.25'), ('interval', 'interval4')):
+        rows[name].update(key_contrastive=0.1, negatives=negatives)
+    study.state = dict(baseline=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0), variants=rows)
+    decision = study.decide()
+    assert decision['lowest'] == 'full' and decision['margin'] == pytest.approx(3.0)
+    assert decision['tied'] == ['full', 'share'] and decision['choice'] == 'share'
+    assert decision['training_costs'] == {'full': 1.9, 'share': 1.27}
+    report = dict(decision=decision, baseline=dict(mean=84.0), rows=[
+        dict(variant=name, authorized={'0': 85.0, '1': 85.0}, authorized_mean=85.0, **FrontierStudy.best_attack(row))
+        for name, row in rows.items()])
+    assert 'full 1.90, share 1.27; the cheapest is chosen' in frontier_decision(report)
+    study.training_costs = {}  # costs unknown: the lowest stands
+    assert study.decide()['choice'] == 'full'
+
+
 @pytest.mark.slow
 def test_a_tiny_study_runs_resumes_and_draws(tmp_path, capsys):
     """Two training iterations, the smallest budget: every section is measured once and reused on resume."""
@@ -148,7 +171,8 @@ def test_the_study_command_line_with_every_flag(tmp_path):
     budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
               '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20,
               '--attack-draws', 2]
-    run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds')
+    run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds',
+        '--training-costs', repo / 'docs/en/results/training_cost_negatives.json')
     out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
     assert 'choice:' in out
     results = json.loads((tmp_path / 'results.json').read_text())

@@ -21,6 +21,7 @@ from mmseg_keyprotect_experiments.protection_frontier import (
     ATTACK_DRAWS,
     BEST_MAX_LABELLED,
     FULL_ATTACK_SIZES,
+    TRAINING_COSTS,
     TRIMMED_ATTACK_SIZES,
     TRIMMED_FINE_TUNE_SIZES,
     VARIANTS,
@@ -28,6 +29,7 @@ from mmseg_keyprotect_experiments.protection_frontier import (
     frontier_rows,
     parse_variant,
     run_frontier,
+    training_costs,
     write_figure,
 )
 
@@ -57,6 +59,9 @@ def main():
     parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
                         help=f'draws of labelled images for the learning attacks at k = {BEST_MAX_LABELLED} '
                              '(their mean counts; other k values have one draw)')
+    parser.add_argument('--training-costs', metavar='FILE', default=str(TRAINING_COSTS),
+                        help='training time of each key-contrastive setting against ordinary protected training, as '
+                             'benchmark_training.py --results-file writes it (default %(default)s)')
     parser.add_argument('--trimmed', action='store_true',
                         help=f'adapters at k = {" ".join(map(str, TRIMMED_ATTACK_SIZES))}, fine-tuning at k = '
                              f'{" ".join(map(str, TRIMMED_FINE_TUNE_SIZES))} (about 8 minutes a variant on 2 cores)')
@@ -72,7 +77,7 @@ def main():
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
-                          args.weights_search_budget, args.attack_draws)
+                          args.weights_search_budget, args.attack_draws, training_costs(args.training_costs))
     if args.from_results:
         study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(

@@ -25,6 +25,7 @@ from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_po
 from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
+from mmseg_keyprotect.errors import ConfigError
 from mmseg_keyprotect.utils import atomic_file, save_figure
 
 from .runs import (
@@ -61,7 +62,25 @@ FULL_ATTACK_SIZES = (1, 2, 5, 10, 40)
 TRIMMED_ATTACK_SIZES, TRIMMED_FINE_TUNE_SIZES = (1, 10, 40), (10,)
 
 
+#: benchmark_training.py's measurement of what each key-contrastive setting costs to train.
+TRAINING_COSTS = Path(__file__).resolve().parents[2] / 'docs' / 'en' / 'results' / 'training_cost_negatives.json'
+
 _log = experiment_log('protection_frontier')
+
+
+def cost_ratios(report: Dict) -> Dict[str, float]:
+    """Training time against ordinary protected training by negatives name (``'all'``: a negative for every image
+    at every iteration), from a ``benchmark_training.py --key-contrastive --negatives`` result."""
+    return dict(report.get('negatives_ratios', {}), all=report['key_contrastive_ratio'])
+
+
+def training_costs(path) -> Dict[str, float]:
+    """:func:`cost_ratios` of a results file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f'--training-costs {path}: no such file; benchmark_training.py --key-contrastive '
+                          '--negatives ... --results-file writes one')
+    return cost_ratios(json.loads(path.read_text()))
 
 
 class FrontierStudy:
@@ -85,18 +104,25 @@ class FrontierStudy:
         attack_draws (int): draws of labelled images for each learning
             attack at ``k = BEST_MAX_LABELLED`` (its mIoU is their mean; other
             k values have one draw).
+        training_costs (dict, optional): training time relative to ordinary
+            protected training, by key-contrastive negatives name (``'all'``
+            for a negative for every image at every iteration), as
+            ``benchmark_training.py`` measures it; the rule prefers the
+            cheapest of the variants it cannot separate.
     """
 
     def __init__(self, work_dir='work_dirs/demo', data_root='data/shapes', key_file: Optional[str] = None,
                  iterations: int = 1000, seeds: Sequence[int] = (0, 1), num_wrong_keys: int = 100,
                  attack_sizes: Sequence[int] = FULL_ATTACK_SIZES, fine_tune_sizes: Sequence[int] = FULL_ATTACK_SIZES,
                  attack_iterations: int = 200, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
-                 attack_draws: int = ATTACK_DRAWS, log: Callable[[str], None] = _log):
+                 attack_draws: int = ATTACK_DRAWS, training_costs: Optional[Dict[str, float]] = None,
+                 log: Callable[[str], None] = _log):
         self.work_dir, self.data_root = Path(work_dir), Path(data_root)
         self.key_file = key_file or str(PUBLIC_DEMO_KEY)
         self.iterations, self.seeds = iterations, list(seeds)
         self.num_wrong_keys, self.attack_iterations = num_wrong_keys, attack_iterations
         self.weights_search_budget, self.attack_draws = weights_search_budget, attack_draws
+        self.training_costs = dict(training_costs or {})
         self.attack_sizes, self.fine_tune_sizes = list(attack_sizes), list(fine_tune_sizes)
         self.log = log
         self.path = self.work_dir / 'frontier.json'
@@ -252,6 +278,22 @@ class FrontierStudy:
         self.log(f'{name}: {attack}, k = {k}: mIoU {best:.2f} (best along training)')
         return dict(mIoU=best, final=result['curve'][-1][1], seconds=result['seconds'])
 
+    def training_cost(self, row: Dict) -> Optional[float]:
+        """Training time relative to ordinary protected training (None: not measured)."""
+        if row.get('key_contrastive') is None:
+            return 1.0
+        return self.training_costs.get(row.get('negatives') or 'all')
+
+    @staticmethod
+    def draw_spread(row: Dict, measure: str) -> float:
+        """How far above its mean the highest draw of labelled images went, for the learning attack that gave
+        the row its ``measure`` (0 when another attack, with nothing to draw, gave it)."""
+        for by_k in (row.get('attacks') or {}).values():
+            result = by_k.get(str(BEST_MAX_LABELLED))
+            if result is not None and len(attack_draws(result)) > 1 and result['mIoU'] == row[measure]:
+                return max(attack_draws(result)) - result['mIoU']
+        return 0.0
+
     @staticmethod
     def best_attack(row: Dict) -> Dict:
         """The attacker's best with at most ``BEST_MAX_LABELLED`` labelled images, and which attack gave it;
@@ -303,15 +345,22 @@ class FrontierStudy:
         rows = self.state['variants']
         rule = (f'among variants whose {len(self.seeds)}-seed mean is within {ACCURACY_TOLERANCE:g} point of the '
                 f'baseline\'s (or above) and whose key space has at least 2^{ENUMERABLE_BITS} keys, the one with '
-                'the lowest attacker\'s best')
+                'the lowest attacker\'s best; of those within the spread of its deciding attack\'s draws of '
+                'labelled images, the cheapest to train')
         # Before every seed is in, the variants measured so far stand in for the eligible ones.
         pool = eligible or [n for n in rows if rows[n].get('runs')]
         recovered = bool(pool) and all(rows[n]['attackers_best'] >= rows[n]['mean'] - ACCURACY_TOLERANCE for n in pool)
         measure = 'thiefs_best' if recovered else 'attackers_best'
         eligible.sort(key=lambda n: rows[n][measure])
+        lowest = eligible[0] if eligible else None
+        margin = self.draw_spread(rows[lowest], measure) if lowest else 0.0
+        tied = [n for n in eligible if rows[n][measure] <= rows[lowest][measure] + margin]
+        choice = min(tied, key=lambda n: (self.training_cost(rows[n]) is None, self.training_cost(rows[n]) or 0.0,
+                                         rows[n][measure])) if tied else None
         self.state['decision'] = dict(
-            rule=rule, choice=eligible[0] if eligible else None, eligible=eligible, searchable=searchable,
-            ranked_by=measure,
+            rule=rule, choice=choice, lowest=lowest, eligible=eligible, searchable=searchable,
+            ranked_by=measure, margin=margin, tied=tied,
+            training_costs={n: self.training_cost(rows[n]) for n in tied},
             tie_break=(f'every eligible variant leaves the attacker within {ACCURACY_TOLERANCE:g} point of its key '
                        'holder, so the rule cannot separate them; the choice falls to the lowest thief\'s best '
                        '(the same attacks without intercepted images)') if recovered else None)

@@ -15,6 +15,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 from mmseg_keyprotect.attacks.protection_report import PART_NAMES
 
 from .demo import headline_table
+from .protection_frontier import cost_ratios
 
 REPO = Path(__file__).resolve().parents[2]
 RESULTS_DIR = REPO / 'docs' / 'en' / 'results'
@@ -265,6 +266,14 @@ def frontier_decision(report: Dict) -> str:
                  f'{row["thiefs_best"]:.2f} against {row["authorized_mean"]:.2f}, is '
                  f'{100 * row["thiefs_best"] / row["authorized_mean"]:.0f}% of it); the choice is the setting that '
                  'costs the thief most.')
+    tied = decision.get('tied') or []
+    if len(tied) > 1:
+        costs = ', '.join(f'{name} {"not measured" if cost is None else f"{cost:.2f}"}'
+                          for name, cost in decision['training_costs'].items())
+        text += (f' The lowest {ranked}, {decision["lowest"]}\'s, comes from draws of labelled images whose highest '
+                 f'is {decision["margin"]:.2f} points above their mean; within that of it: {", ".join(tied)}, '
+                 f'which the measurements cannot separate. Their training time against ordinary protected training: '
+                 f'{costs}; the cheapest is chosen.')
     return (text + f' Eligible, by {ranked}: {", ".join(decision["eligible"])}. '
             f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} over '
             f'{len(row["authorized"])} seeds against the baseline\'s {report["baseline"]["mean"]:.2f}; attacker\'s '
@@ -299,8 +308,7 @@ def key_contrastive_negatives(report: Dict) -> str:
     """Cheaper negatives beside a negative for every image at every iteration and beside ordinary training:
     training cost (from the training benchmark) and protection (from the frontier), for each setting of the
     method they were measured with."""
-    cost = _load('training_cost_negatives')
-    ratios = dict(cost.get('negatives_ratios', {}), all=cost['key_contrastive_ratio'])
+    ratios = cost_ratios(_load('training_cost_negatives'))
     rows = {row['variant']: row for row in report['rows']}
     candidates = [row for row in report['rows'] if row.get('negatives')]
     lines = ['| setting | negatives | training time / ordinary protected | key holder, per seed (mean) | plain '
