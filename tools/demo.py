@@ -15,7 +15,7 @@ import warnings
 from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
-from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, run_demo
+from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, DEFAULT_DEMO_NEGATIVES, run_demo
 
 
 def main():
@@ -35,6 +35,9 @@ def main():
                              metavar='WEIGHT', help='train the protected model key-contrastively with this loss weight'
                              + (' (the default)' if DEFAULT_DEMO_KEY_CONTRASTIVE else ''))
     contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
+    parser.add_argument('--negatives', default=DEFAULT_DEMO_NEGATIVES or 'all',
+                        help='negatives of key-contrastive training: all, or shareF, intervalN, running joined by + '
+                             '(default %(default)s); the committed config of that setting is used')
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
     parser.add_argument('--attack-iterations', type=int, default=200, help='iterations of the adapter attack')
@@ -52,7 +55,7 @@ def main():
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
                       args.method, args.block_size,
                       None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE,
-                      args.weights_search_budget, args.attack_draws)
+                      args.weights_search_budget, args.attack_draws, args.negatives)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

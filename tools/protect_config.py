@@ -12,6 +12,7 @@ from mmseg_keyprotect.config import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_KEY_CONTRASTIVE,
     DEFAULT_METHOD,
+    KEY_CONTRASTIVE_NEGATIVES,
     KEY_CONTRASTIVE_WEIGHT,
     protect_config,
     write_leaf_config,
@@ -40,12 +41,15 @@ def parse_args():
                                                                        else ''))
     contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
     parser.add_argument('--negative-share', type=float,
-                        help='key-contrastive: share of each batch that gets a negative copy (default 1)')
+                        help='key-contrastive: share of each batch that gets a negative copy (default '
+                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_share", 1):g})')
     parser.add_argument('--negative-interval', type=int,
-                        help='key-contrastive: add negatives at every n-th iteration only (default 1)')
+                        help='key-contrastive: add negatives at every n-th iteration only (default '
+                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_interval", 1)})')
     parser.add_argument('--negative-statistics', choices=['batch', 'running'],
-                        help="key-contrastive: batch norm on the negatives uses their batch's statistics (default) "
-                             'or the running ones, as at deployment')
+                        help="key-contrastive: batch norm on the negatives uses their batch's statistics or the "
+                             'running ones, as at deployment (default '
+                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_statistics", "batch")})')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()

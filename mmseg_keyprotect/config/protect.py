@@ -38,6 +38,9 @@ KEY_CONTRASTIVE_WEIGHT = 0.1
 #: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md):
 #: method, block size, and whether the model is trained key-contrastively where its segmentor allows.
 DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle+np', 4, False
+#: The negatives key-contrastive training draws unless told otherwise, chosen by the same study with their
+#: training cost: a negative for a quarter of each batch (settings of KeyContrastiveDataPreProcessor).
+KEY_CONTRASTIVE_NEGATIVES = dict(negative_share=0.25)
 # Heads whose forward gives no per-pixel class scores to train toward uniform.
 NO_PIXEL_SCORES_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
 
@@ -111,7 +114,9 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
             (:class:`~mmseg_keyprotect.models.KeyProtectDataPreProcessor`);
             the pipelines then only pad to whole blocks.
         key_contrastive (bool | dict, optional): also train the model to fail
-            without the key: ``True`` for the defaults, or a dict of
+            without the key: ``True`` for the defaults (weight
+            ``KEY_CONTRASTIVE_WEIGHT``, negatives ``KEY_CONTRASTIVE_NEGATIVES``),
+            or a dict that overrides any of them:
             ``negative_weight`` / ``negative_statistics`` (the segmentor's) and
             ``negatives`` / ``max_near_fraction`` / ``negative_share`` /
             ``negative_interval`` (the
@@ -196,6 +201,7 @@ def _key_contrastive_problem(cfg: Config) -> Optional[str]:
 
 def _make_key_contrastive(cfg: Config, options: dict, encrypt: dict, on_device: bool) -> None:
     """Swap in the key-contrastive segmentor and data preprocessor."""
+    options = {**KEY_CONTRASTIVE_NEGATIVES, **options}
     unknown = set(options) - set(KEY_CONTRASTIVE_OPTIONS)
     if unknown:
         raise ConfigError(f'key_contrastive: unknown settings {sorted(unknown)}; expected '

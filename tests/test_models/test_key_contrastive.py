@@ -224,3 +224,13 @@ def test_negatives_can_see_batch_norm_as_deployed(key_file):
     assert seen == [False] and all(layer.training for layer in layers)
     with pytest.raises(ValueError, match='negative_statistics'):
         MODELS.build(dict(cfg.model.to_dict(), negative_statistics='frozen'))
+
+
+def test_key_contrastive_defaults_to_the_chosen_negatives_and_each_can_be_overridden():
+    from mmseg_keyprotect.config import KEY_CONTRASTIVE_NEGATIVES
+    cfg, _ = protect_config(str(BASELINE), 'shuffle+np', 4, key_contrastive=True)
+    preprocessor = cfg.model.data_preprocessor
+    for name, value in KEY_CONTRASTIVE_NEGATIVES.items():
+        assert (preprocessor if name in preprocessor else cfg.model)[name] == value
+    cfg, _ = protect_config(str(BASELINE), 'shuffle+np', 4, key_contrastive=dict(negative_share=1.0))
+    assert cfg.model.data_preprocessor.negative_share == 1.0

@@ -15,6 +15,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
     result = subprocess.run(
         [sys.executable, 'tools/demo.py', '--work-dir', str(tmp_path / 'work'), '--data-root', str(tmp_path / 'shapes'),
          '--key-file', key_file, '--iterations', '2', '--method', 'np', '--block-size', '4', '--key-contrastive', '0.1',
+         '--negatives', 'all',
          '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--attack-draws', '2',
          '--weights-search-budget', '20', '--num-figures', '1',
          '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],

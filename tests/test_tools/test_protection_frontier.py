@@ -181,3 +181,10 @@ def test_the_study_command_line_with_every_flag(tmp_path):
     again = run('--work-dir', tmp_path / 'imported', *budget, '--trimmed', '--report-only', '--from-results',
                 tmp_path / 'results.json')
     assert 'shuffle:4' in again
+
+
+def test_negatives_names_and_settings_go_both_ways():
+    from mmseg_keyprotect_experiments.runs import negatives_name, parse_negatives
+    for name in ('', 'share0.25', 'interval4', 'share0.5+interval2+running', 'running'):
+        assert negatives_name(parse_negatives(name)) == name
+    assert parse_negatives('all') == parse_negatives('')

@@ -28,6 +28,7 @@ from mmseg_keyprotect.config import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_KEY_CONTRASTIVE,
     DEFAULT_METHOD,
+    KEY_CONTRASTIVE_NEGATIVES,
     KEY_CONTRASTIVE_WEIGHT,
 )
 from mmseg_keyprotect.crypto.keys import SecretKey, load_key
@@ -37,7 +38,18 @@ from mmseg_keyprotect.utils import describe, machine
 from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
-from .runs import BASELINE, CONFIG_DIR, PUBLIC_DEMO_KEY, evaluate, experiment_log, protected_stem, run_dir, train
+from .runs import (
+    BASELINE,
+    CONFIG_DIR,
+    PUBLIC_DEMO_KEY,
+    Variant,
+    evaluate,
+    experiment_log,
+    negatives_name,
+    parse_negatives,
+    run_dir,
+    train,
+)
 
 _log = experiment_log('demo')
 #: Where the stage estimates' rates were measured; on other machines they are only a rough guide.
@@ -52,6 +64,8 @@ STAGES = ('generating the data', 'training the unprotected baseline', 'training 
 #: The demo's protected model is trained key-contrastively with this loss weight when the default setting is
 #: (None: ordinary protected training).
 DEFAULT_DEMO_KEY_CONTRASTIVE = KEY_CONTRASTIVE_WEIGHT if DEFAULT_KEY_CONTRASTIVE else None
+#: ... and with the default negatives (a :func:`~.runs.parse_negatives` name).
+DEFAULT_DEMO_NEGATIVES = negatives_name(KEY_CONTRASTIVE_NEGATIVES)
 
 
 def _minutes(seconds: float) -> str:
@@ -146,12 +160,15 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
              iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
              block_size: int = DEFAULT_BLOCK_SIZE, key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE,
-             weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = 3) -> Dict:
+             weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = 3,
+             negatives: str = DEFAULT_DEMO_NEGATIVES) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
     ``key_contrastive``: the loss weight of key-contrastive training, or None
-    for ordinary protected training. ``attack_draws``: draws of the thief's
-    labelled images (the report gives their mean; the figures use the first).
+    for ordinary protected training, and ``negatives`` the negatives it
+    draws (a :func:`~.runs.parse_negatives` name). ``attack_draws``: draws of
+    the thief's labelled images (the report gives their mean; the figures use
+    the first).
     """
     started = time.time()
     stages = _Stages()
@@ -170,14 +187,16 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     baseline = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0,
                         quiet=True)
 
-    stem = protected_stem(method, block_size, key_contrastive)
+    negatives = negatives if key_contrastive else ''
+    stem = Variant(method, block_size, key_contrastive, negatives.replace('all', '')).stem
     config = CONFIG_DIR / f'{stem}.py'
     if not config.is_file():
+        flags = ''.join(f' --{name.replace("_", "-")} {value}' for name, value in parse_negatives(negatives).items())
         raise ConfigError(f'{config} does not exist: the demo runs the committed configs; write it with '
                           f'python tools/protect_config.py {CONFIG_DIR / BASELINE}.py --method {method} '
                           f'--block-size {block_size}'
-                          + (f' --key-contrastive {key_contrastive:g}' if key_contrastive else ' --no-key-contrastive')
-                          + f' -o {config}')
+                          + (f' --key-contrastive {key_contrastive:g}{flags}' if key_contrastive
+                             else ' --no-key-contrastive') + f' -o {config}')
     # Key-contrastive steps also run the negatives: 1.8x an ordinary step (measured, training_cost_key_contrastive).
     stages.start(STAGES[2], _minutes(iterations * 0.2 * (1.8 if key_contrastive else 1.0)))
     model_dir = run_dir(work_dir, stem)
@@ -209,7 +228,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
     weights = evaluation.weights_only(search_budget=weights_search_budget)
     num_classes = len(evaluation.model.dataset_meta['classes'])
-    protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, config=stem,
+    protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, negatives=negatives,
+                     config=stem,
                      authorized=authorized, plain=plain, wrong_keys=wrong, adapter=attack,
                      weights_only=dict(mIoU=weights.get('mIoU'), agreement=weights.get('agreement'),
                                        searched=(weights.get('search') or {}).get('mIoU'), note=weights.get('note')),
@@ -223,7 +243,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     rows = [dict(model='baseline (unprotected)', config=BASELINE, metrics=baseline,
                  checkpoint=str(baseline_checkpoint)),
             dict(model='protected', config=stem, block_size=block_size, checkpoint=str(checkpoint),
-                 method=method + (f', key-contrastive {key_contrastive:g}' if key_contrastive else ''),
+                 method=method + (f', key-contrastive {key_contrastive:g}' if key_contrastive else '')
+                 + (f', negatives {negatives}' if negatives else ''),
                  metrics={'mIoU': authorized, 'plain/mIoU': plain,
                           'wrong_key/mIoU_mean': wrong['mean'] if wrong else None,
                           'wrong_key/mIoU_max': wrong['max'] if wrong else None})]
@@ -274,7 +295,8 @@ def headline_table(report: Dict) -> str:
         rows.append(('thief with the weights, no data: key read off the first convolution, then searched on '
                      'unlabelled images (the better)', best))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
-    contrastive = ', key-contrastive training' if protected.get('key_contrastive') else ''
+    contrastive = (', key-contrastive training' if protected.get('key_contrastive') else '') + (
+        f', negatives {protected["negatives"]}' if protected.get('negatives') else '')
     lines = [f'| who, with what ({protected["method"]}, M = {protected["block_size"]}{contrastive}) | mIoU |',
              '|---|---|']
     lines += [f'| {name} | {value if isinstance(value, str) else f"{value:.2f}"} |' for name, value in rows]

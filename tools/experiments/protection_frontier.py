@@ -176,8 +176,8 @@ class FrontierStudy:
                 continue
             self.state['variants'][row['variant']] = dict(
                 method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
-                negatives=row.get('negatives', ''), runs=dict(row['authorized']), plain=row['plain'], wrong_keys=row['wrong_keys'],
-                near_keys=row['near_keys'], ciphertext_only=row['ciphertext_only'],
+                negatives=row.get('negatives', ''), runs=dict(row['authorized']), plain=row['plain'],
+                wrong_keys=row['wrong_keys'], near_keys=row['near_keys'], ciphertext_only=row['ciphertext_only'],
                 attacks={attack: {k: dict(mIoU=v, draws=row.get('attack_draws', {}).get(attack, {}).get(k, [v]))
                                   for k, v in by_k.items()} for attack, by_k in row['attacks'].items()},
                 minutes=row.get('minutes', 0.0))

@@ -164,6 +164,19 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
     return path
 
 
+def negatives_name(options: Dict) -> str:
+    """The short name of key-contrastive negatives (the inverse of :func:`parse_negatives`; ``''`` for a negative for
+    every image at every iteration under batch statistics)."""
+    tokens = []
+    if options.get('negative_share', 1.0) != 1.0:
+        tokens.append(f'share{options["negative_share"]:g}')
+    if options.get('negative_interval', 1) != 1:
+        tokens.append(f'interval{options["negative_interval"]}')
+    if options.get('negative_statistics', 'batch') == 'running':
+        tokens.append('running')
+    return '+'.join(tokens)
+
+
 def parse_negatives(text: str) -> Dict:
     """Key-contrastive negatives, as ``protect_config(key_contrastive=...)`` takes them, from a short name:
     ``'share0.25'`` (a quarter of each batch), ``'interval4'`` (every fourth iteration), ``'running'`` (batch norm
