@@ -37,7 +37,7 @@ from .pipelines import (
 KEY_CONTRASTIVE_WEIGHT = 0.1
 #: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md):
 #: method, block size, and whether the model is trained key-contrastively where its segmentor allows.
-DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle+np', 4, False
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle+np', 4, True
 #: The negatives key-contrastive training draws unless told otherwise, chosen by the same study with their
 #: training cost: a negative for a quarter of each batch (settings of KeyContrastiveDataPreProcessor).
 KEY_CONTRASTIVE_NEGATIVES = dict(negative_share=0.25)

@@ -12,4 +12,13 @@ tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+model = dict(
+    type='KeyContrastiveEncoderDecoder',
+    negative_weight=0.1,
+    data_preprocessor=dict(
+        type='KeyContrastiveDataPreProcessor',
+        method='shuffle+np',
+        block_size=4,
+        on_device=False,
+        negative_share=0.25))
 custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]

@@ -1,6 +1,6 @@
-# deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024, protected: block-wise shuffle+np, M = 4.
+# pspnet_r50-d8_4xb4-20k_voc12aug-512x512, protected: block-wise shuffle+np, M = 4.
 # The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
-_base_ = ['mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb2-80k_cityscapes-512x1024.py']
+_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='shuffle+np', block_size=4)
@@ -9,7 +9,18 @@ test_pipeline = _base_.test_pipeline[:-1] + [encrypt, _base_.test_pipeline[-1]]
 tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
     _base_.tta_pipeline[-1], transforms=_base_.tta_pipeline[-1].transforms[:-1] + [
         [encrypt], _base_.tta_pipeline[-1].transforms[-1]])]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(datasets=[
+    dict(_base_.train_dataloader.dataset.datasets[0], pipeline=train_pipeline),
+    dict(_base_.train_dataloader.dataset.datasets[1], pipeline=train_pipeline)]))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+model = dict(
+    type='KeyContrastiveEncoderDecoder',
+    negative_weight=0.1,
+    data_preprocessor=dict(
+        type='KeyContrastiveDataPreProcessor',
+        method='shuffle+np',
+        block_size=4,
+        on_device=False,
+        negative_share=0.25))
 custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]
