@@ -197,8 +197,11 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                           f'--block-size {block_size}'
                           + (f' --key-contrastive {key_contrastive:g}{flags}' if key_contrastive
                              else ' --no-key-contrastive') + f' -o {config}')
-    # Key-contrastive steps also run the negatives: 1.8x an ordinary step (measured, training_cost_key_contrastive).
-    stages.start(STAGES[2], _minutes(iterations * 0.2 * (1.8 if key_contrastive else 1.0)))
+    # Key-contrastive steps also run the negatives: about 0.9 of an ordinary step for a negative of every image at
+    # every iteration, less in proportion for fewer (measured: training_cost_negatives).
+    settings = parse_negatives(negatives)
+    stages.start(STAGES[2], _minutes(iterations * 0.2 * (
+        1 + 0.9 * settings['negative_share'] / settings['negative_interval'] if key_contrastive else 1.0)))
     model_dir = run_dir(work_dir, stem)
     checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
 

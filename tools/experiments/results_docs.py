@@ -262,10 +262,10 @@ def frontier_decision(report: Dict) -> str:
     rows = {r['variant']: r for r in report['rows']}
     held = [name for name in decision['eligible'] if rows[name]['thiefs_best'] < rows[name]['authorized_mean'] / 2]
     if not held:
-        text += (' **No eligible variant keeps the thief below half of its key holder** (the lowest, '
-                 f'{row["thiefs_best"]:.2f} against {row["authorized_mean"]:.2f}, is '
-                 f'{100 * row["thiefs_best"] / row["authorized_mean"]:.0f}% of it); the choice is the setting that '
-                 'costs the thief most.')
+        text += (' **No eligible variant keeps the thief below half of its key holder** (the choice\'s '
+                 f'{row["thiefs_best"]:.2f} against {row["authorized_mean"]:.2f} is '
+                 f'{100 * row["thiefs_best"] / row["authorized_mean"]:.0f}% of it); the choice is among the settings '
+                 'that cost the thief most.')
     tied = decision.get('tied') or []
     if len(tied) > 1:
         costs = ', '.join(f'{name} {"not measured" if cost is None else f"{cost:.2f}"}'
@@ -311,7 +311,7 @@ def key_contrastive_negatives(report: Dict) -> str:
     ratios = cost_ratios(_load('training_cost_negatives'))
     rows = {row['variant']: row for row in report['rows']}
     candidates = [row for row in report['rows'] if row.get('negatives')]
-    lines = ['| setting | negatives | training time / ordinary protected | key holder, per seed (mean) | plain '
+    lines = ['| variant | negatives | training time / ordinary protected | key holder, per seed (mean) | plain '
              '| wrong keys mean / max | near keys, 50% / 90% of the key right | adapter, k = 10 '
              '| thief\'s best (by) |', '|---|---|---|---|---|---|---|---|---|']
     for base in dict.fromkeys(row['variant'].split('/')[0] for row in candidates):
@@ -323,14 +323,14 @@ def key_contrastive_negatives(report: Dict) -> str:
         for row, negatives, ratio in table:
             cost_text = 'not measured yet' if ratio is None else f'{ratio:.2f}'
             if row is None:
-                lines.append(f'| {base} | {negatives} | {cost_text} | not measured yet | | | | | |')
+                lines.append(f'| {base.split("/")[0]} | {negatives} | {cost_text} | not measured yet | | | | | |')
                 continue
             wrong = row['wrong_keys']
             near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
             near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
             seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
             adapter = row['attacks'].get('adapter', {}).get('10')
-            lines.append(f'| {base} | {negatives} | {cost_text} | '
+            lines.append(f'| {row["variant"]} | {negatives} | {cost_text} | '
                          f'{seeds} ({row["authorized_mean"]:.2f}) | {row["plain"]:.2f} | '
                          f'{wrong["mean"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
                          f'{"-" if adapter is None else f"{adapter:.2f}"} | '
