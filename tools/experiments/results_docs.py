@@ -44,7 +44,8 @@ def demo_provenance(report: Dict) -> str:
     reused = [stage.replace('training ', '') for stage in ('training the unprotected baseline',
                                                            'training the protected model') if stages.get(stage, 0) < 5]
     notes = ([] if stages.get('generating the data', 0) > 1 else ['the data was already generated']) + (
-        [f'{" and ".join(reused)} reused from an earlier run of the same command, which trains the same model']
+        [f'{" and ".join(reused)} reused from an earlier training with the same config, seed and key (the demo, '
+         'the accuracy study and the protection frontier share runs), which gives the same model']
         if reused else [])
     return (f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}; '
             f'{report["minutes"]:.1f} minutes from start to report' + (f' ({"; ".join(notes)})' if notes else '') + '.')
