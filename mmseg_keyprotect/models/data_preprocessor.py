@@ -121,8 +121,9 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
         max_near_fraction (float): the largest share of the key a near-key
             negative gets right. Defaults to 0.9.
         negative_share (float): the share of a batch's images that get a
-            negative copy (drawn at random; at least one). Less than 1 makes
-            training cheaper: the network's work grows by this share.
+            negative copy (drawn at random; at least two, or the whole batch
+            if smaller, since batch norm needs more than one image). Less than
+            1 makes training cheaper: the network's work grows by this share.
             Defaults to 1.0.
         negative_interval (int): add negatives at every n-th training
             iteration only. Defaults to 1 (every iteration).
@@ -167,7 +168,9 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
             return super().forward(data, training)
         data = self.cast_data(data)
         inputs, samples = list(data['inputs']), list(data['data_samples'])
-        count = max(1, round(self.negative_share * len(inputs)))
+        # Two at least, where the batch has two: batch norm in training needs more than one value per channel,
+        # and a pooled branch (PSPNet's 1x1 pyramid level, an ASPP image pool) has one per image.
+        count = max(min(2, len(inputs)), round(self.negative_share * len(inputs)))
         chosen_images = np.sort(self._rng.choice(len(inputs), count, replace=False)) if count < len(inputs) \
             else np.arange(len(inputs))
         plain = [inputs[i] if self.on_device else self._decrypt(inputs[i]) for i in chosen_images]

@@ -199,6 +199,11 @@ def test_a_share_of_the_batch_and_every_nth_iteration(key_file):
         assert any(torch.equal(negative, image) for image in plain_inputs)
     assert contrastive(dict(batch), True)['inputs'].shape[0] == 8  # the second call: no negatives
     assert contrastive(dict(batch), True)['inputs'].shape[0] == 10
+    # Batch norm needs two images: a quarter of 2 (or of 4) is rounded up to 2, a batch of 1 gets 1.
+    for count, expected in ((1, 2), (2, 4), (4, 6)):
+        _, small = packed_batch(key_file, True, count=count)
+        contrastive._training_calls = 0
+        assert contrastive(dict(small), True)['inputs'].shape[0] == expected
     for bad in (dict(negative_share=0.0), dict(negative_share=1.5), dict(negative_interval=0)):
         with pytest.raises(ConfigError):
             KeyContrastiveDataPreProcessor(key_file=key_file, **bad, **NORMALISE)
