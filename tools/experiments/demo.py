@@ -187,8 +187,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     baseline = evaluate(CONFIG_DIR / f'{BASELINE}.py', baseline_checkpoint, baseline_dir, None, data_root, 0,
                         quiet=True)
 
-    negatives = negatives if key_contrastive else ''
-    stem = Variant(method, block_size, key_contrastive, negatives.replace('all', '')).stem
+    negatives = negatives if key_contrastive and negatives != 'all' else ''
+    stem = Variant(method, block_size, key_contrastive, negatives).stem
     config = CONFIG_DIR / f'{stem}.py'
     if not config.is_file():
         flags = ''.join(f' --{name.replace("_", "-")} {value}' for name, value in parse_negatives(negatives).items())
