@@ -282,6 +282,12 @@ def frontier_decision(report: Dict) -> str:
             f'by {row["thiefs_best_by"]}).')
 
 
+def _near_keys_text(row: Dict) -> str:
+    """The best mIoU over the key's parts with 50% / 90% of that part right."""
+    near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
+    return ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
+
+
 def key_contrastive(report: Dict) -> str:
     """Each key-contrastive variant beside the same setting trained the ordinary way."""
     rows = {row['variant']: row for row in report['rows']}
@@ -294,8 +300,7 @@ def key_contrastive(report: Dict) -> str:
         for label, row in (('ordinary', ordinary), (f'key-contrastive, weight {contrastive["key_contrastive"]:g}',
                                                      contrastive)):
             wrong = row['wrong_keys']
-            near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
-            near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
+            near_text = _near_keys_text(row)
             cells = [(row.get('ciphertext_only') or {}).get('mIoU'), row['attacks'].get('adapter', {}).get('10'),
                      row['attacks'].get('fine_tune', {}).get('10')]
             seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
@@ -324,16 +329,14 @@ def key_contrastive_negatives(report: Dict) -> str:
         for row, negatives, ratio in table:
             cost_text = 'not measured yet' if ratio is None else f'{ratio:.2f}'
             if row is None:
-                lines.append(f'| {base.split("/")[0]} | {negatives} | {cost_text} | not measured yet | | | | | |')
+                lines.append(f'| {base} | {negatives} | {cost_text} | not measured yet | | | | | |')
                 continue
             wrong = row['wrong_keys']
-            near = [dict((round(100 * f), m) for f, m in curve) for curve in (row.get('near_keys') or {}).values()]
-            near_text = ' / '.join(f'{max(c.get(p, 0) for c in near):.1f}' for p in (50, 90)) if near else '-'
             seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
             adapter = row['attacks'].get('adapter', {}).get('10')
             lines.append(f'| {row["variant"]} | {negatives} | {cost_text} | '
                          f'{seeds} ({row["authorized_mean"]:.2f}) | {row["plain"]:.2f} | '
-                         f'{wrong["mean"]:.2f} / {wrong["max"]:.2f} | {near_text} | '
+                         f'{wrong["mean"]:.2f} / {wrong["max"]:.2f} | {_near_keys_text(row)} | '
                          f'{"-" if adapter is None else f"{adapter:.2f}"} | '
                          f'{row["thiefs_best"]:.2f} ({row["thiefs_best_by"]}) |')
     return '\n'.join(lines)
