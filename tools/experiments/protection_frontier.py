@@ -252,11 +252,11 @@ class FrontierStudy:
             for k in sizes:
                 by_k = row.setdefault('attacks', {}).setdefault(attack, {})
                 wanted = self.attack_draws if k == BEST_MAX_LABELLED else 1
-                while len(attack_draws(by_k.get(str(k)))) < wanted:
-                    draws = attack_draws(by_k.get(str(k)))
+                draws = attack_draws(by_k.get(str(k)))
+                while len(draws) < wanted:
                     result = self._attack(loaded(), attack, k, variant.name, draw=len(draws))
                     draws.append(result['mIoU'])
-                    by_k[str(k)] = dict(by_k.get(str(k)) or result, mIoU=float(np.mean(draws)), draws=draws)
+                    by_k[str(k)] = dict(by_k.get(str(k)) or result, mIoU=float(np.mean(draws)), draws=list(draws))
                     self.save()
         for k in self.fine_tune_sizes:
             if str(k) not in self.state.setdefault('scratch', {}):

@@ -164,17 +164,18 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
     return path
 
 
+#: A negative for every image at every iteration, under the negatives' own batch statistics.
+ALL_NEGATIVES = dict(negative_share=1.0, negative_interval=1, negative_statistics='batch')
+
+
 def negatives_name(options: Dict) -> str:
     """The short name of key-contrastive negatives (the inverse of :func:`parse_negatives`; ``''`` for a negative for
     every image at every iteration under batch statistics)."""
-    tokens = []
-    if options.get('negative_share', 1.0) != 1.0:
-        tokens.append(f'share{options["negative_share"]:g}')
-    if options.get('negative_interval', 1) != 1:
-        tokens.append(f'interval{options["negative_interval"]}')
-    if options.get('negative_statistics', 'batch') == 'running':
-        tokens.append('running')
-    return '+'.join(tokens)
+    options = {**ALL_NEGATIVES, **options}
+    tokens = [f'share{options["negative_share"]:g}' if options['negative_share'] != 1.0 else '',
+              f'interval{options["negative_interval"]}' if options['negative_interval'] != 1 else '',
+              'running' if options['negative_statistics'] == 'running' else '']
+    return '+'.join(filter(None, tokens))
 
 
 def parse_negatives(text: str) -> Dict:
@@ -183,7 +184,7 @@ def parse_negatives(text: str) -> Dict:
     on the negatives as deployed), joined by ``+``; ``'all'`` or ``''`` is a negative for every image at every
     iteration under batch statistics. Every setting is spelled out, so the result does not depend on
     ``protect_config``'s defaults."""
-    options: Dict = dict(negative_share=1.0, negative_interval=1, negative_statistics='batch')
+    options = dict(ALL_NEGATIVES)
     for token in filter(None, text.split('+')):
         share, interval = token[len('share'):], token[len('interval'):]
         if token == 'all':
