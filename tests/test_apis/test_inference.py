@@ -72,7 +72,9 @@ def test_key_plain_and_other_key_give_the_predictions_of_their_cipher(tmp_path, 
     assert np.array_equal(predicted('key'), oracle_labels(rgb))
     assert np.array_equal(predicted('plain'), oracle_labels(truth.decrypt(rgb)))
     assert np.array_equal(predicted(other), oracle_labels(truth.decrypt(other.encrypt(rgb))))
-    assert (predicted('plain') != oracle_labels(rgb)).mean() > 0.5
+    # How far plain and keyed predictions differ depends on the drawn key: over 300 random keys it ranged
+    # from 0.44 to 0.75 (3 % fell below 0.5), so the bound only says that plain images are not served as keyed.
+    assert (predicted('plain') != oracle_labels(rgb)).mean() > 0.3
 
 
 def test_encrypted_input_refuses_plain_images_and_other_settings(tmp_path, checkpoint):
