@@ -2,7 +2,7 @@
 
     python tools/evaluate_protection.py CONFIG CHECKPOINT --key-file KEY \
         [--baseline BASELINE_CONFIG BASELINE_CHECKPOINT] [--num-wrong-keys 100] \
-        [--attack-sizes 10 100 10%] [--attack-iterations 300] [--quick]
+        [--attack-sizes 10 100 10%] [--attack-iterations 300] [--attack-draws 3] [--quick]
 
 Writes protection_report.{json,md} and figures to --out-dir and prints the
 markdown. docs/en/user_guides/protection_report.md describes the sections.
@@ -15,13 +15,14 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
-from mmseg_keyprotect.attacks.protection_report import ATTACK_SIZES, WEIGHTS_SEARCH_BUDGET, evaluate_protection
+from mmseg_keyprotect.attacks.protection_report import (ATTACK_DRAWS, ATTACK_SIZES, WEIGHTS_SEARCH_BUDGET,
+                                                         evaluate_protection)
 from mmseg_keyprotect.attacks.report_rendering import write_report_files
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 
 # --quick: a smoke run in a few minutes, too small for percentile claims.
-QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40, weights_search_budget=100)
+QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40, attack_draws=1, weights_search_budget=100)
 
 
 def main():
@@ -37,6 +38,9 @@ def main():
                         help='labelled plain images k for the learning attacks: counts or shares (10%%); '
                              'none to skip them')
     parser.add_argument('--attack-iterations', type=int, default=300, help='training iterations per learning attack')
+    parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
+                        help='draws of labelled images per attack and k; the report gives their mean '
+                             '(default %(default)s)')
     parser.add_argument('--attacks', nargs='+', choices=ATTACKS,
                         help='learning attacks to run (default: those that fit the cipher; value_table for FFX)')
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
@@ -47,11 +51,12 @@ def main():
     parser.add_argument('--cfg-options', nargs='+', action=DictAction, help='override config settings, key=value')
     parser.add_argument('--results-file', help='also write the report JSON here (docs/en/results/ feeds the docs)')
     parser.add_argument('--quick', action='store_true',
-                        help='trim the budget: 20 wrong keys, k = 10 only, 40 attack iterations, 100 search '
-                             'evaluations')
+                        help='trim the budget: 20 wrong keys, k = 10 only, one draw of 40 attack iterations, '
+                             '100 search evaluations')
     args = parser.parse_args()
     budget = dict(num_wrong_keys=args.num_wrong_keys, attack_sizes=args.attack_sizes,
-                  attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget)
+                  attack_iterations=args.attack_iterations, attack_draws=args.attack_draws,
+                  weights_search_budget=args.weights_search_budget)
     if args.quick:
         budget.update(QUICK)
     report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,

@@ -55,6 +55,8 @@ from .weights_only import estimate_key_from_weights, model_stem
 NEAR_KEY_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 KNOWN_PLAINTEXT_PAIRS = (1, 2, 5)
 ATTACK_SIZES = ('10', '100', '10%')
+#: Draws of labelled images per learning attack and k: one draw is an anecdote.
+ATTACK_DRAWS = 3
 #: Oracle evaluations the weights-only thief spends searching near the key read off the weights (each one
 #: a forward pass over its unlabelled images). More keep helping shuffles: this is a budget, not a ceiling.
 WEIGHTS_SEARCH_BUDGET = 1000
@@ -236,18 +238,31 @@ class ProtectionEvaluation:
         return [self.train_data.rgb(i) for i in chosen]
 
     def learning_attacks(self, sizes: Sequence[Union[int, str]] = ATTACK_SIZES, iterations: int = 300,
-                         attacks: Optional[Sequence[str]] = None, log: Callable[[str], None] = _log) -> list:
+                         attacks: Optional[Sequence[str]] = None, draws: int = ATTACK_DRAWS,
+                         log: Callable[[str], None] = _log) -> list:
+        """Train each learning attack on ``draws`` independent draws of k labelled images.
+
+        Which images a thief happens to label moves the result by several points, so a row gives the
+        mean over the draws (``mIoU``) and each draw's final mIoU (``draws``); its ``curve`` is the
+        first draw's.
+        """
+        if draws < 1:
+            raise ConfigError(f'attack draws must be at least 1, got {draws}')
         results = []
         points = evaluation_points(iterations)
         for label, count in resolve_sizes(sizes, len(self.train_data)).items():
-            chosen = np.sort(self.rng.choice(len(self.train_data), count, replace=False))
-            subset = self.train_data.subset(chosen)
+            subsets = [self.train_data.subset(np.sort(self.rng.choice(len(self.train_data), count, replace=False)))
+                       for _ in range(draws)]
             for attack in attacks or attacks_for(self.inferencer.method):
-                log(f'learning attack {attack} with k = {count} ({label}), {iterations} iterations')
-                result = train_attack(attack, self.model, self.cfg.model, self.cfg.optim_wrapper, subset,
-                                      self.test_data, iterations, points, self.cipher.block_size,
-                                      seed=self.seed, log=log)
-                results.append(dict(size=label, **result))
+                runs = []
+                for draw, subset in enumerate(subsets):
+                    log(f'learning attack {attack} with k = {count} ({label}), {iterations} iterations'
+                        + (f', draw {draw + 1} of {draws}' if draws > 1 else ''))
+                    runs.append(train_attack(attack, self.model, self.cfg.model, self.cfg.optim_wrapper, subset,
+                                             self.test_data, iterations, points, self.cipher.block_size,
+                                             seed=self.seed, log=log))
+                finals = [run['curve'][-1][1] for run in runs]
+                results.append(dict(size=label, **runs[0], mIoU=float(np.mean(finals)), draws=finals))
         return results
 
 
@@ -255,7 +270,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         out_dir: Union[str, Path] = 'work_dirs/protection',
                         baseline: Optional[Tuple[str, str]] = None, num_wrong_keys: int = 100,
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
-                        weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
+                        attack_draws: int = ATTACK_DRAWS, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                         attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
                         device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
@@ -268,6 +283,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         attack_sizes: k values for the learning attacks; ``'10%'`` is a share
             of the training set. Empty: no learning attacks.
         attack_iterations (int): training iterations of each learning attack.
+        attack_draws (int): draws of labelled images for each learning
+            attack and k; the report gives their mean and each one.
         weights_search_budget (int): oracle evaluations of the weights-only
             thief's search.
         attacks: which learning attacks to run; default those that fit the
@@ -279,7 +296,9 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
         dict: the report, also written to ``out_dir/protection_report.json``.
     """
     started = time.time()
-    resolve_sizes(attack_sizes, 10 ** 9)  # a bad size fails now, not after the long sections
+    resolve_sizes(attack_sizes, 10 ** 9)  # a bad size or draw count fails now, not after the long sections
+    if attack_draws < 1:
+        raise ConfigError(f'attack draws must be at least 1, got {attack_draws}')
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')
@@ -308,7 +327,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     report['ciphertext_only'] = evaluation.ciphertext_only()
     _log('key estimation from the weights alone')
     report['weights_only'] = evaluation.weights_only(search_budget=weights_search_budget)
-    report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks) \
+    report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks, attack_draws) \
         if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60
     (out_dir / 'protection_report.json').write_text(json.dumps(report, indent=2))

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Dict, List
 
 import matplotlib
+import numpy as np
 
 matplotlib.use('Agg')  # files only; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
@@ -50,14 +51,22 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
         figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.5), sharey=True, squeeze=False)
         for axis, kind in zip(axes[0], kinds):
             for row in sorted((r for r in attacks if r['attack'] == kind), key=lambda r: r['k']):
-                axis.plot([i for i, _ in row['curve']], [m for _, m in row['curve']], marker='o',
-                          label=f'k = {row["k"]}')
+                [line] = axis.plot([i for i, _ in row['curve']], [m for _, m in row['curve']], marker='o',
+                                   label=f'k = {row["k"]}')
+                finals = attack_finals(row)
+                if len(finals) > 1:  # where the other draws of labelled images ended
+                    axis.scatter([row['curve'][-1][0]] * len(finals), finals, marker='x', color=line.get_color())
             _reference_lines(axis, report)
             axis.set(xlabel='training iterations', title=kind.replace('_', ' '))
             axis.legend(fontsize=7)
         axes[0][0].set_ylabel('mIoU on plain images (%)')
         written.append(save_figure(figure, out_dir / 'learning_attacks.png'))
     return written
+
+
+def attack_finals(row: Dict) -> List[float]:
+    """The final mIoU of each draw of a learning attack's labelled images."""
+    return row.get('draws') or [row['curve'][-1][1]]
 
 
 def _percent(value) -> str:
@@ -119,14 +128,23 @@ def markdown_report(report: Dict) -> str:
     lines += weights_only_section(report.get('weights_only') or {}, report['method'])
     attacks = report.get('learning_attacks') or []
     if attacks:
-        lines += ['', '## Learning attacks with k labelled plain images', '',
+        draws = max(len(attack_finals(row)) for row in attacks)
+        if draws > 1:
+            about = (f'Each attack trained on {draws} draws of k labelled images: the end mIoU is their mean, each '
+                     "draw's in brackets. Seconds and the figure's curves are the first draw's.")
+        else:
+            about = ('One draw of k labelled images. Which images a thief labels moves the result by several '
+                     'points; `--attack-draws` gives the mean over several draws.')
+        lines += ['', '## Learning attacks with k labelled plain images', '', about, '',
                   '| attack | k | iterations | trained parameters | seconds | mIoU at start | mIoU at end |',
                   '|---|---|---|---|---|---|---|']
         for row in attacks:
             share = f' ({row["size"]})' if row['size'].endswith('%') else ''
+            finals = attack_finals(row)
+            each = f' ({" / ".join(f"{m:.2f}" for m in finals)})' if len(finals) > 1 else ''
             lines.append(f'| {row["attack"]} | {row["k"]}{share} | {row["iterations"]} | '
                          f'{row["trained_parameters"]:,} | {row["seconds"]:.0f} | {row["curve"][0][1]:.2f} | '
-                         f'{row["curve"][-1][1]:.2f} |')
+                         f'{np.mean(finals):.2f}{each} |')
     lines += [''] + [f'![{Path(f).stem}]({Path(f).name})' for f in report.get('figures', [])]
     return '\n'.join(lines) + '\n'
 

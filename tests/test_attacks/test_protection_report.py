@@ -39,7 +39,7 @@ def report(tmp_path_factory, shapes_root):
         f"{loader} = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root='{shapes_root}'))\n"
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')))
     result = evaluate_protection(str(config), checkpoint, key_file, out_dir=root / 'report', num_wrong_keys=3,
-                                 attack_sizes=['2', '25%'], attack_iterations=2)
+                                 attack_sizes=['2', '25%'], attack_iterations=2, attack_draws=1)
     return dict(result=result, root=root, key_file=key_file, checkpoint=checkpoint, config=str(config),
                 data_root=shapes_root)
 
@@ -53,6 +53,7 @@ def test_report_files_are_written(report):
     for heading in ('## Wrong keys (3 random keys)', '## Near keys', '## Known plaintext', '## Ciphertext only',
                     '## Learning attacks'):
         assert heading in markdown
+    assert 'One draw of k labelled images' in markdown  # and how to get several
     assert {Path(f).name for f in written['figures']} == {'wrong_keys.png', 'near_keys.png', 'learning_attacks.png'}
 
 
@@ -126,3 +127,22 @@ model = dict(_delete_=True, type='KeyOracleSegmentor', key_file={key_file!r},
     curve = dict(report['near_keys']['sources'])
     assert curve[1.0] == pytest.approx(100.0) and curve[0.0] < 50
     assert report['known_plaintext'][0]['mIoU'] == pytest.approx(100.0)
+
+
+def test_learning_attacks_are_averaged_over_draws_of_other_images(report, monkeypatch):
+    """Each draw trains on its own labelled images; the row's mIoU is the mean of the draws' final values."""
+    from mmseg_keyprotect.attacks import protection_report
+    evaluation = protection_report.ProtectionEvaluation(report['config'], report['checkpoint'], report['key_file'])
+    trained_on = []
+
+    def fake_attack(attack, model, model_cfg, optim_wrapper, subset, *args, **kwargs):
+        trained_on.append(tuple(id(image) for image in subset.images))
+        return dict(attack=attack, k=len(subset.images), curve=[[0, 5.0], [2, 10.0 * len(trained_on)]])
+
+    monkeypatch.setattr(protection_report, 'train_attack', fake_attack)
+    [row] = evaluation.learning_attacks(['3'], iterations=2, attacks=['adapter'], draws=3)
+    assert row['draws'] == [10.0, 20.0, 30.0] and row['mIoU'] == pytest.approx(20.0)
+    assert row['curve'] == [[0, 5.0], [2, 10.0]] and row['size'] == '3'
+    assert len(set(trained_on)) == 3 and all(len(images) == 3 for images in trained_on)
+    with pytest.raises(ConfigError, match='attack draws must be at least 1, got 0'):
+        evaluation.learning_attacks(['3'], draws=0)

@@ -235,16 +235,21 @@ def test_evaluate_protection_tool(trained, tmp_path):
     root = trained['data_root']
     result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                  '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
-                 '--attack-iterations', 1, '--attacks', 'adapter', '--weights-search-budget', 20, '--cfg-options',
-                 f'train_dataloader.dataset.data_root={root}', f'test_dataloader.dataset.data_root={root}')
+                 '--attack-iterations', 1, '--attack-draws', 2, '--attacks', 'adapter', '--weights-search-budget',
+                 20, '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+                 f'test_dataloader.dataset.data_root={root}')
     assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 | 1 |' in result.stdout
-    assert 'wrong keys: 2/2' in result.stdout
+    assert 'wrong keys: 2/2' in result.stdout and 'trained on 2 draws of k labelled images' in result.stdout
     report = json.loads((tmp_path / 'report' / 'protection_report.json').read_text())
     assert report['known_plaintext'][0]['agreement']['positions'] == 1.0
+    assert [len(row['draws']) for row in report['learning_attacks']] == [2]
     bad = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
               '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}', check=False)
     assert bad.returncode != 0 and "attack size 'ten'" in bad.stderr
+    no_draws = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+                   '--attack-draws', 0, check=False)
+    assert no_draws.returncode != 0 and 'attack draws must be at least 1, got 0' in no_draws.stderr
 
 
 def test_a_protected_run_leaves_only_locked_checkpoints(trained):

@@ -12,7 +12,10 @@ import re
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
+import numpy as np
+
 from mmseg_keyprotect.attacks.protection_report import PART_NAMES
+from mmseg_keyprotect.attacks.report_rendering import attack_finals
 
 from .demo import headline_table
 from .protection_frontier import cost_ratios
@@ -94,14 +97,17 @@ def protection_report(report: Dict) -> str:
     if 'mIoU' in only:
         rows.append((f'ciphertext only, {only["encrypted_images"]} intercepted images', f'{only["mIoU"]:.2f}'))
     if (report.get('weights_only') or {}).get('mIoU') is not None:
-        rows.append(('shuffle key estimated from the stolen first convolution, no data',
+        rows.append(('key read off the stolen first convolution, no data, then searched on unlabelled images',
                      f'{report["weights_only"]["mIoU"]:.2f}'))
     attacks = {}
     for row in report.get('learning_attacks') or []:
-        attacks.setdefault(row['attack'], []).append((row['k'], row['curve'][-1][1], row['iterations']))
+        attacks.setdefault(row['attack'], []).append((row['k'], attack_finals(row), row['iterations']))
     for attack, results in attacks.items():
+        draws = len(results[0][1])
+        mean = f', mean of {draws} draws of the images' if draws > 1 else ''
         rows.append((f'{ATTACK_NAMES.get(attack, attack)}, k = ' + ' / '.join(str(k) for k, _, _ in results)
-                     + f' labelled images ({results[0][2]} iterations)', ' / '.join(f'{m:.2f}' for _, m, _ in results)))
+                     + f' labelled images ({results[0][2]} iterations{mean})',
+                     ' / '.join(f'{np.mean(finals):.2f}' for _, finals, _ in results)))
     lines = [f'`{report["checkpoint"]}` ({report["method"]}, M = {report["block_size"]}) on '
              f'{report["test_images"]} test images, {report["minutes"]:.0f} minutes.', '',
              '| condition | mIoU |', '|---|---|']
