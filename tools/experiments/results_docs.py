@@ -96,9 +96,10 @@ def protection_report(report: Dict) -> str:
     only = report['ciphertext_only']
     if 'mIoU' in only:
         rows.append((f'ciphertext only, {only["encrypted_images"]} intercepted images', f'{only["mIoU"]:.2f}'))
-    if (report.get('weights_only') or {}).get('mIoU') is not None:
-        rows.append(('key read off the stolen first convolution, no data, then searched on unlabelled images',
-                     f'{report["weights_only"]["mIoU"]:.2f}'))
+    weights = report.get('weights_only') or {}
+    if weights.get('mIoU') is not None:
+        rows.append(('no data: key read off the stolen first convolution / then searched on unlabelled images',
+                     f'{weights["mIoU"]:.2f} / {weights["search"]["mIoU"]:.2f}'))
     attacks = {}
     for row in report.get('learning_attacks') or []:
         attacks.setdefault(row['attack'], []).append((row['k'], attack_finals(row), row['iterations']))
