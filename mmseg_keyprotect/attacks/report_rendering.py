@@ -48,16 +48,18 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
     attacks = report.get('learning_attacks') or []
     if attacks:
         kinds = list(dict.fromkeys(row['attack'] for row in attacks))
+        several = any(len(attack_finals(row)) > 1 for row in attacks)
         figure, axes = plt.subplots(1, len(kinds), figsize=(4.5 * len(kinds), 3.5), sharey=True, squeeze=False)
         for axis, kind in zip(axes[0], kinds):
             for row in sorted((r for r in attacks if r['attack'] == kind), key=lambda r: r['k']):
                 [line] = axis.plot([i for i, _ in row['curve']], [m for _, m in row['curve']], marker='o',
                                    label=f'k = {row["k"]}')
-                finals = attack_finals(row)
-                if len(finals) > 1:  # where the other draws of labelled images ended
+                if several:
+                    finals = attack_finals(row)
                     axis.scatter([row['curve'][-1][0]] * len(finals), finals, marker='x', color=line.get_color())
             _reference_lines(axis, report)
-            axis.set(xlabel='training iterations', title=kind.replace('_', ' '))
+            axis.set(xlabel='training iterations' + (' (x: where each draw of images ended)' if several else ''),
+                     title=kind.replace('_', ' '))
             axis.legend(fontsize=7)
         axes[0][0].set_ylabel('mIoU on plain images (%)')
         written.append(save_figure(figure, out_dir / 'learning_attacks.png'))
@@ -177,6 +179,7 @@ def weights_only_section(result: Dict, method: str) -> List[str]:
 def write_report_files(report: Dict, out_dir: Path) -> List[Path]:
     """Write ``protection_report.md`` and its figures beside the JSON report."""
     out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
     report['figures'] = [str(path) for path in write_figures(report, out_dir)]
     markdown = out_dir / 'protection_report.md'
     markdown.write_text(markdown_report(report))

@@ -44,7 +44,7 @@ def report(tmp_path_factory, shapes_root):
                 data_root=shapes_root)
 
 
-def test_report_files_are_written(report):
+def test_report_files_are_written(report, tmp_path):
     out = report['root'] / 'report'
     written = json.loads((out / 'protection_report.json').read_text())
     assert written['authorized_mIoU'] == report['result']['authorized_mIoU']
@@ -55,6 +55,7 @@ def test_report_files_are_written(report):
         assert heading in markdown
     assert 'One draw of k labelled images' in markdown  # and how to get several
     assert {Path(f).name for f in written['figures']} == {'wrong_keys.png', 'near_keys.png', 'learning_attacks.png'}
+    assert all(path.is_file() for path in write_report_files(written, tmp_path / 'new' / 'dir'))
 
 
 def test_authorized_miou_is_what_tools_test_reports(report):
