@@ -15,8 +15,12 @@ from pathlib import Path
 from mmengine.config import DictAction
 
 from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
-from mmseg_keyprotect.attacks.protection_report import (ATTACK_DRAWS, ATTACK_SIZES, WEIGHTS_SEARCH_BUDGET,
-                                                         evaluate_protection)
+from mmseg_keyprotect.attacks.protection_report import (
+    ATTACK_DRAWS,
+    ATTACK_SIZES,
+    WEIGHTS_SEARCH_BUDGET,
+    evaluate_protection,
+)
 from mmseg_keyprotect.attacks.report_rendering import write_report_files
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance

@@ -86,6 +86,11 @@ def resolve_sizes(sizes: Sequence[Union[int, str]], train_count: int) -> Dict[st
     return resolved
 
 
+def check_draws(draws: int) -> None:
+    if draws < 1:
+        raise ConfigError(f'attack draws must be at least 1, got {draws}')
+
+
 class ProtectionEvaluation:
     """A protected model, its key and its data, scored under every condition of the report.
 
@@ -246,8 +251,7 @@ class ProtectionEvaluation:
         mean over the draws (``mIoU``) and each draw's final mIoU (``draws``); its ``curve`` is the
         first draw's.
         """
-        if draws < 1:
-            raise ConfigError(f'attack draws must be at least 1, got {draws}')
+        check_draws(draws)
         results = []
         points = evaluation_points(iterations)
         for label, count in resolve_sizes(sizes, len(self.train_data)).items():
@@ -297,8 +301,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     """
     started = time.time()
     resolve_sizes(attack_sizes, 10 ** 9)  # a bad size or draw count fails now, not after the long sections
-    if attack_draws < 1:
-        raise ConfigError(f'attack draws must be at least 1, got {attack_draws}')
+    check_draws(attack_draws)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')
