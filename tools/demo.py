@@ -12,7 +12,7 @@ import argparse
 import shutil
 import warnings
 
-from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
+from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, DEFAULT_DEMO_NEGATIVES, run_demo
@@ -41,7 +41,7 @@ def main():
     parser.add_argument('--num-wrong-keys', type=int, default=20, help='random wrong keys to evaluate')
     parser.add_argument('--attack-images', type=int, default=10, help='labelled images of the adapter attack')
     parser.add_argument('--attack-iterations', type=int, default=200, help='iterations of the adapter attack')
-    parser.add_argument('--attack-draws', type=int, default=3,
+    parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
                         help='draws of the labelled images; the report gives the mean (default %(default)s)')
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')

@@ -23,7 +23,7 @@ written; the report holds fractions and scores only.
 import json
 import time
 from pathlib import Path
-from typing import Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.config import Config
@@ -84,6 +84,12 @@ def resolve_sizes(sizes: Sequence[Union[int, str]], train_count: int) -> Dict[st
             raise ConfigError(f'attack size {size!r} gives {count} images; it must give at least 1')
         resolved[text] = min(count, train_count)
     return resolved
+
+
+def attack_finals(row: Dict) -> List[float]:
+    """The final mIoU of each draw of a learning attack's labelled images (a result from before draws holds
+    one)."""
+    return list(row.get('draws') or [row['curve'][-1][1]])
 
 
 def check_draws(draws: int) -> None:

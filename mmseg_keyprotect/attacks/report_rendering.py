@@ -10,7 +10,7 @@ matplotlib.use('Agg')  # files only; no display is assumed
 import matplotlib.pyplot as plt  # noqa: E402
 
 from ..utils import save_figure  # noqa: E402
-from .protection_report import PART_NAMES  # noqa: E402
+from .protection_report import PART_NAMES, attack_finals  # noqa: E402
 
 
 def _reference_lines(axis, report: Dict) -> None:
@@ -64,11 +64,6 @@ def write_figures(report: Dict, out_dir: Path) -> List[Path]:
         axes[0][0].set_ylabel('mIoU on plain images (%)')
         written.append(save_figure(figure, out_dir / 'learning_attacks.png'))
     return written
-
-
-def attack_finals(row: Dict) -> List[float]:
-    """The final mIoU of each draw of a learning attack's labelled images."""
-    return row.get('draws') or [row['curve'][-1][1]]
 
 
 def _percent(value) -> str:

@@ -21,7 +21,12 @@ from mmseg_keyprotect.attacks.labelled_images import encrypt_with, score
 from mmseg_keyprotect.attacks.labelled_images import predict as predict_batch
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
-from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
+from mmseg_keyprotect.attacks.protection_report import (
+    ATTACK_DRAWS,
+    WEIGHTS_SEARCH_BUDGET,
+    ProtectionEvaluation,
+    attack_finals,
+)
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
 from mmseg_keyprotect.config import (
@@ -160,7 +165,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
              iterations: int = 1000, num_wrong_keys: int = 20, attack_images: int = 10, attack_iterations: int = 200,
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
              block_size: int = DEFAULT_BLOCK_SIZE, key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE,
-             weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = 3,
+             weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = ATTACK_DRAWS,
              negatives: str = DEFAULT_DEMO_NEGATIVES) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
@@ -273,11 +278,6 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     return report
 
 
-def thief_draws(attack: Dict) -> List[float]:
-    """The thief's final mIoU on each draw of its labelled images (a report from before draws holds one)."""
-    return list(attack.get('draws', [attack['curve'][-1][1]]))
-
-
 def headline_table(report: Dict) -> str:
     """The README's table: what the key holder, a stranger and a thief get from the protected model."""
     protected, wrong, attack = report['protected'], report['protected']['wrong_keys'], report['protected']['adapter']
@@ -287,7 +287,7 @@ def headline_table(report: Dict) -> str:
     if wrong:
         rows.append((f'stranger: {wrong["count"]} random wrong keys, mean / max',
                      f'{wrong["mean"]:.2f} / {wrong["max"]:.2f}'))
-    draws = thief_draws(attack)
+    draws = attack_finals(attack)
     rows.append((f'thief with {attack["k"]} labelled images: {ADAPTER_ATTACKS[attack.get("attack", "adapter")]}, '
                  f'{attack["iterations"]} iterations'
                  + (f', mean of {len(draws)} draws of the images (lowest to highest)' if len(draws) > 1 else ''),
@@ -319,8 +319,8 @@ def summary(report: Dict) -> str:
                 if wrong else '') + '.',
              f'A thief with {attack["k"]} labelled images and the '
              f'{ADAPTER_ATTACKS[attack.get("attack", "adapter")]} reaches '
-             f'{np.mean(thief_draws(attack)):.1f}'
-             + (f' on average over {len(thief_draws(attack))} draws of its images'
-                if len(thief_draws(attack)) > 1 else '')
+             f'{np.mean(attack_finals(attack)):.1f}'
+             + (f' on average over {len(attack_finals(attack))} draws of its images'
+                if len(attack_finals(attack)) > 1 else '')
              + f', {attack["seconds"] / 60:.1f} minutes a draw.']
     return '\n'.join(lines)

@@ -22,7 +22,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
-from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
+from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
@@ -41,10 +41,8 @@ from .runs import (
     variant_config,
 )
 
+#: The learning attacks at this k decide the attacker's best, so only they run on ATTACK_DRAWS draws of images.
 BEST_MAX_LABELLED = 10
-#: Draws of labelled images for the learning attacks at ``k = BEST_MAX_LABELLED``, where the attacker's best is
-#: decided: one draw moves the adapter's mIoU by several points.
-ATTACK_DRAWS = 3
 #: Gap to the baseline's mean within which a variant "keeps accuracy" (the rule that picks the default).
 ACCURACY_TOLERANCE = 1.0
 #: A model trained again with the same seed and code scores the same mIoU on the CPU, up to rounding.

@@ -14,8 +14,7 @@ from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from mmseg_keyprotect.attacks.protection_report import PART_NAMES
-from mmseg_keyprotect.attacks.report_rendering import attack_finals
+from mmseg_keyprotect.attacks.protection_report import PART_NAMES, attack_finals
 
 from .demo import headline_table
 from .protection_frontier import cost_ratios
