@@ -4,7 +4,8 @@
 
 Generates the Shapes data, trains an unprotected baseline and a protected twin,
 scores the protected model with the key, on plain images, under random wrong
-keys and after the block-wise adapter attack, and writes report.{md,json} and
+keys, after the block-wise adapter attack and for two thieves who hold the
+weights (with no data, and with a few unlabelled images), and writes report.{md,json} and
 figures/ to --work-dir. Takes about eleven minutes on a 2-core CPU (its report
 names the machine it ran on); finished trainings are reused.
 """
@@ -13,6 +14,7 @@ import shutil
 import warnings
 
 from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET
+from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect_experiments.demo import DEFAULT_DEMO_KEY_CONTRASTIVE, DEFAULT_DEMO_NEGATIVES, run_demo
@@ -45,6 +47,13 @@ def main():
                         help='draws of the labelled images; the report gives the mean (default %(default)s)')
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
+    parser.add_argument('--unlabelled-images', type=int, default=UNLABELLED_COUNTS[0],
+                        help='unlabelled images of the thief who searches the key on the model\'s normalisation '
+                             'statistics (default %(default)s; 0: not run)')
+    parser.add_argument('--climb-budget', type=int, default=CLIMB_BUDGET,
+                        help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
+    parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
+                        help='gradient steps of that thief\'s relaxed search (default %(default)s)')
     parser.add_argument('--num-figures', type=int, default=4, help='sample images to draw')
     parser.add_argument('--num-train', type=int, default=400, help='generated training images')
     parser.add_argument('--num-val', type=int, default=100, help='generated validation images')
@@ -55,7 +64,8 @@ def main():
                       args.attack_images, args.attack_iterations, args.num_figures, args.num_train, args.num_val,
                       args.method, args.block_size,
                       None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE,
-                      args.weights_search_budget, args.attack_draws, args.negatives)
+                      args.weights_search_budget, args.attack_draws, args.negatives, args.unlabelled_images,
+                      args.climb_budget, args.relaxed_steps)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

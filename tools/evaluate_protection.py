@@ -2,7 +2,8 @@
 
     python tools/evaluate_protection.py CONFIG CHECKPOINT --key-file KEY \
         [--baseline BASELINE_CONFIG BASELINE_CHECKPOINT] [--num-wrong-keys 100] \
-        [--attack-sizes 10 100 10%] [--attack-iterations 300] [--attack-draws 3] [--quick]
+        [--attack-sizes 10 100 10%] [--attack-iterations 300] [--attack-draws 3] \
+        [--unlabelled-images 8 32] [--climb-budget 3600] [--public-weights PUBLIC.pth] [--quick]
 
 Writes protection_report.{json,md} and figures to --out-dir and prints the
 markdown. docs/en/user_guides/protection_report.md describes the sections.
@@ -22,11 +23,13 @@ from mmseg_keyprotect.attacks.protection_report import (
     evaluate_protection,
 )
 from mmseg_keyprotect.attacks.report_rendering import write_report_files
+from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 
 # --quick: a smoke run in a few minutes, too small for percentile claims.
-QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40, attack_draws=1, weights_search_budget=100)
+QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40, attack_draws=1, weights_search_budget=100,
+             unlabelled_counts=[8], climb_budget=100, relaxed_steps=10)
 
 
 def main():
@@ -49,6 +52,15 @@ def main():
                         help='learning attacks to run (default: those that fit the cipher; value_table for FFX)')
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
+    parser.add_argument('--unlabelled-images', type=int, nargs='*', default=list(UNLABELLED_COUNTS), metavar='N',
+                        help='N of the thief with the weights and N unlabelled images (default %(default)s; '
+                             'none to skip it)')
+    parser.add_argument('--climb-budget', type=int, default=CLIMB_BUDGET,
+                        help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
+    parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
+                        help='gradient steps of that thief\'s relaxed search (default %(default)s; 0: none)')
+    parser.add_argument('--public-weights', metavar='CHECKPOINT',
+                        help='the public weights the model was trained from, which a thief holds too')
     parser.add_argument('--num-images', type=int, help='score on this many test images (default: all)')
     parser.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
     parser.add_argument('--seed', type=int, default=0, help='seed of image choices and attacks (not of keys)')
@@ -56,15 +68,16 @@ def main():
     parser.add_argument('--results-file', help='also write the report JSON here (docs/en/results/ feeds the docs)')
     parser.add_argument('--quick', action='store_true',
                         help='trim the budget: 20 wrong keys, k = 10 only, one draw of 40 attack iterations, '
-                             '100 search evaluations')
+                             '100 search evaluations, N = 8 unlabelled images with climbs of 100 evaluations')
     args = parser.parse_args()
     budget = dict(num_wrong_keys=args.num_wrong_keys, attack_sizes=args.attack_sizes,
                   attack_iterations=args.attack_iterations, attack_draws=args.attack_draws,
-                  weights_search_budget=args.weights_search_budget)
+                  weights_search_budget=args.weights_search_budget, unlabelled_counts=args.unlabelled_images,
+                  climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps)
     if args.quick:
         budget.update(QUICK)
     report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
-                                 attacks=args.attacks, num_images=args.num_images, device=args.device,
+                                 attacks=args.attacks, public_weights=args.public_weights, num_images=args.num_images, device=args.device,
                                  seed=args.seed, cfg_options=args.cfg_options, **budget)
     markdown = write_report_files(report, args.out_dir)[0]
     if args.results_file:

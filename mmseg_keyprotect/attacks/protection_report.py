@@ -13,6 +13,8 @@ Sections (``docs/en/threat_model.md`` describes the attackers):
 * ciphertext only: the key estimated from encrypted images alone;
 * weights only: the key estimated from the stolen first convolution, with no labels (plain
   unlabelled images only pick between candidates), and a bounded search from there;
+* weights and unlabelled images: a search for a key that works, guided by the statistics the
+  model's normalisation layers keep, on a few plain images without labels;
 * learning attacks with k labelled plain images (adapter, fine-tuning, and
   training from scratch as the floor).
 
@@ -50,7 +52,8 @@ from .key_search import local_search, oracle_separation, pick_candidate
 from .labelled_images import LabelledImages, encrypt_with, load_labelled_images, plain_dataset_config, score
 from .learning_attacks import attacks_for, evaluation_points, train_attack
 from .metrics import chance_levels, summarize
-from .weights_only import estimate_key_from_weights, model_stem
+from .unlabelled_images import CLIMB_BUDGET, HOLDOUT_IMAGES, RELAXED_STEPS, UNLABELLED_COUNTS, unlabelled_images_attack
+from .weights_only import estimate_key_from_weights, model_stem, public_model_stem
 
 NEAR_KEY_FRACTIONS = (0.0, 0.25, 0.5, 0.75, 0.9, 0.95, 1.0)
 KNOWN_PLAINTEXT_PAIRS = (1, 2, 5)
@@ -242,6 +245,47 @@ class ProtectionEvaluation:
         result['oracles'] = oracle_separation(self.model, images, self.cipher, [None] + wrong)
         return result
 
+    def unlabelled_images(self, counts: Sequence[int] = UNLABELLED_COUNTS, budget: int = CLIMB_BUDGET,
+                          relaxed_steps: int = RELAXED_STEPS, public_weights: Optional[str] = None,
+                          log: Callable[[str], None] = _log) -> List[Dict]:
+        """The thief with the weights and N plain, unlabelled images of the domain, for each N in ``counts``
+        (:mod:`.unlabelled_images`).
+
+        The images come from the training split (the thief's own images of the domain; their labels are never
+        read); ``HOLDOUT_IMAGES`` others pick among the search's candidates. ``public_weights``: the checkpoint
+        the model was trained from, when the config names public weights (the thief has them too).
+
+        Returns:
+            list: per N, the kept key's mIoU and agreement, the budget, the seconds, and every candidate's.
+        """
+        stem = model_stem(self.model, self.channel_order)
+        public_stem = None if public_weights is None else public_model_stem(public_weights, self.model,
+                                                                            self.channel_order)
+        order = np.random.default_rng([self.seed, 1]).permutation(len(self.train_data))
+        holdout = [self.train_data.images[i] for i in order[:HOLDOUT_IMAGES]]
+        results = []
+        for count in counts:
+            chosen = order[HOLDOUT_IMAGES:HOLDOUT_IMAGES + count]
+            log(f'thief with the weights and {len(chosen)} unlabelled images: searching')
+            outcome = unlabelled_images_attack(
+                self.model, stem, self.inferencer.method, self.cipher.block_size,
+                [self.train_data.images[i] for i in chosen], holdout, self.channel_order, budget, relaxed_steps,
+                public_stem, self.seed, log=lambda message: log(f'unlabelled images, N = {len(chosen)}: {message}'))
+            candidates = {name: dict(mIoU=self.miou(cipher), agreement=key_agreement(cipher, self.cipher),
+                                     value=outcome['values'][name])
+                          for name, cipher in outcome['candidates'].items()}
+            kept = candidates[outcome['chosen']]
+            results.append(dict(images=len(chosen), holdout_images=len(holdout), budget=budget,
+                                relaxed_steps=relaxed_steps, public_weights=public_weights is not None,
+                                oracle=outcome['oracle'], chosen=outcome['chosen'], mIoU=kept['mIoU'],
+                                agreement=kept['agreement'], evaluations=outcome['evaluations'],
+                                seconds=outcome['seconds'], candidates=candidates,
+                                steps={name: {k: v for k, v in step.items() if k != 'trace'}
+                                       for name, step in outcome['steps'].items()}))
+            log(f'thief with the weights and {len(chosen)} unlabelled images: mIoU {kept["mIoU"]:.2f} '
+                f'({outcome["chosen"]}), {outcome["seconds"] / 60:.1f} min')
+        return results
+
     def _reference_images(self, count: int) -> list:
         """Unrelated plain images (the training split), the same draw on every call."""
         count = min(count, len(self.train_data))
@@ -281,6 +325,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         baseline: Optional[Tuple[str, str]] = None, num_wrong_keys: int = 100,
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
                         attack_draws: int = ATTACK_DRAWS, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
+                        unlabelled_counts: Sequence[int] = UNLABELLED_COUNTS, climb_budget: int = CLIMB_BUDGET,
+                        relaxed_steps: int = RELAXED_STEPS, public_weights: Optional[str] = None,
                         attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
                         device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
@@ -297,6 +343,12 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
             attack and k; the report gives their mean and each one.
         weights_search_budget (int): oracle evaluations of the weights-only
             thief's search.
+        unlabelled_counts: N of the thief with the weights and N unlabelled
+            images (empty: not run).
+        climb_budget (int): oracle evaluations of each of that thief's climbs.
+        relaxed_steps (int): gradient steps of its relaxed search.
+        public_weights (str, optional): the checkpoint the model was trained
+            from (public weights that thief holds too).
         attacks: which learning attacks to run; default those that fit the
             cipher (the value-table adapter only for FFX chains).
         num_images (int, optional): test images scored (default all).
@@ -336,6 +388,9 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     report['ciphertext_only'] = evaluation.ciphertext_only()
     _log('key estimation from the weights alone')
     report['weights_only'] = evaluation.weights_only(search_budget=weights_search_budget)
+    _log('key search with the weights and unlabelled images')
+    report['unlabelled_images'] = evaluation.unlabelled_images(unlabelled_counts, climb_budget, relaxed_steps,
+                                                               public_weights)
     report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks, attack_draws) \
         if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60

@@ -123,6 +123,7 @@ def markdown_report(report: Dict) -> str:
     if only.get('note'):
         lines += ['', only['note'] + '.']
     lines += weights_only_section(report.get('weights_only') or {}, report['method'])
+    lines += unlabelled_images_section(report.get('unlabelled_images') or [])
     attacks = report.get('learning_attacks') or []
     if attacks:
         draws = max(len(attack_finals(row)) for row in attacks)
@@ -168,6 +169,30 @@ def weights_only_section(result: Dict, method: str) -> List[str]:
                   'separates |', '|---|---|---|---|']
         lines += [f'| {name.replace("_", " ")} | {row["key"]:.3f} | {row["others_max"]:.3f} | '
                   f'{"yes" if row["separates"] else "no"} |' for name, row in oracles.items()]
+    return lines
+
+
+def unlabelled_images_section(results: List[Dict]) -> List[str]:
+    """The thief with the weights and N unlabelled images, as markdown lines."""
+    if not results:
+        return []
+    first = results[0]
+    lines = ['', '## Weights and unlabelled images (no labels)', '',
+             f'A search for a key that works, on N plain images without labels, guided by the model\'s '
+             f'{first["oracle"]}: climbs of at most {first["budget"]} evaluations from the key read off the weights '
+             f'and from a relaxed key fitted by gradient ({first["relaxed_steps"]} steps)'
+             + (', the weights read against the public weights the model was trained from' if first['public_weights']
+                else '') + f'; {first["holdout_images"]} other unlabelled images pick the key the thief keeps.', '',
+             '| N | candidate | key positions right | NP flips right | pixels placed right | mIoU | kept |',
+             '|---|---|---|---|---|---|---|']
+    for result in results:
+        for name, candidate in result['candidates'].items():
+            agreement = candidate['agreement']
+            lines.append(f'| {result["images"]} | {name} | {100 * agreement["positions"]:.1f}% | '
+                         f'{100 * agreement["flips"]:.1f}% | {100 * agreement["pixels"]:.1f}% | '
+                         f'{candidate["mIoU"]:.2f} | {"yes" if name == result["chosen"] else ""} |')
+    lines += ['', ' '.join(f'N = {r["images"]}: {r["evaluations"]} oracle evaluations, {r["seconds"] / 60:.1f} min.'
+                           for r in results)]
     return lines
 
 

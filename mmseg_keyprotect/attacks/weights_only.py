@@ -118,12 +118,37 @@ def model_stem(model, image_channel_order: str = DEFAULT_CHANNEL_ORDER) -> Optio
     if len(set(convolution.stride)) != 1 or not isinstance(convolution.padding, tuple) \
             or len(set(convolution.padding)) != 1:
         return None
+    return Stem(_rgb_kernel(model, convolution.weight, image_channel_order), int(convolution.stride[0]),
+                int(convolution.padding[0]))
+
+
+def _rgb_kernel(model, weight, image_channel_order: str) -> np.ndarray:
     swapped = bool(getattr(model.data_preprocessor, 'channel_conversion', False))
     network_order = image_channel_order if not swapped else ('rgb' if image_channel_order == 'bgr' else 'bgr')
-    weight = convolution.weight.detach().float().cpu().numpy()
-    if network_order == 'bgr':
-        weight = weight[:, ::-1]
-    return Stem(np.ascontiguousarray(weight), int(convolution.stride[0]), int(convolution.padding[0]))
+    weight = weight.detach().float().cpu().numpy()
+    return np.ascontiguousarray(weight[:, ::-1] if network_order == 'bgr' else weight)
+
+
+def public_model_stem(checkpoint: str, model, image_channel_order: str = DEFAULT_CHANNEL_ORDER) -> Stem:
+    """The stem of the public weights ``model`` was trained from: the kernel of the same convolution in
+    ``checkpoint`` (a model checkpoint, or a backbone's whose keys lack the ``backbone.`` prefix).
+
+    Raises:
+        KeyProtectError: the checkpoint has no kernel of that convolution's name and shape.
+    """
+    from ..checkpoint.mmengine_io import load_local_checkpoint
+    stem = model_stem(model, image_channel_order)
+    if stem is None:
+        raise KeyProtectError('the model has no plain convolution reading the image, so no public stem to compare')
+    name = next(n for n, m in model.named_modules() if m is first_convolution(model)) + '.weight'
+    state = load_local_checkpoint(str(checkpoint), map_location='cpu')
+    state = state.get('state_dict', state)
+    found = next((value for key, value in state.items()
+                  if (key == name or name.endswith('.' + key)) and tuple(value.shape) == stem.weight.shape), None)
+    if found is None:
+        raise KeyProtectError(f'{checkpoint} holds no {name} of shape {stem.weight.shape}: not the public weights '
+                              'this model was trained from')
+    return Stem(_rgb_kernel(model, found, image_channel_order), stem.stride, stem.padding)
 
 
 # ------------------------------------------------------------ tap statistics
@@ -216,7 +241,8 @@ def guessed_table(name: str) -> np.ndarray:
 
 
 def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts: int = 8,
-                              seed: int = 0, max_uncertain_swaps: int = 200) -> WeightsEstimate:
+                              seed: int = 0, max_uncertain_swaps: int = 200,
+                              public_stem: Optional[Stem] = None) -> WeightsEstimate:
     """Estimate the key of ``method`` at block size ``block_size`` from the stem alone.
 
     Args:
@@ -227,6 +253,12 @@ def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts
         seed (int): seed of those starts.
         max_uncertain_swaps (int): how many least-certain position pairs to
             list for a later search.
+        public_stem (Stem, optional): the same convolution in the public
+            weights the model was trained from. The estimate then reads what
+            training on encrypted images added (the stolen kernel minus the
+            public one) and compares it with the public kernel's own tap
+            correlations, a template of plain filters, instead of a generic
+            one.
 
     Raises:
         KeyProtectError: a kernel that is not ``O x 3 x K x K``.
@@ -239,7 +271,15 @@ def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts
     length = block_length(block_size)
     if stem.weight.ndim != 4 or stem.weight.shape[1] != 3:
         raise KeyProtectError(f'the stem kernel must be O x 3 x K x K, got shape {stem.weight.shape}')
-    observed, expected = stem_statistics(stem, block_size)
+    if public_stem is None:
+        observed, expected = stem_statistics(stem, block_size)
+    else:
+        if public_stem.weight.shape != stem.weight.shape or public_stem.stride != stem.stride:
+            raise KeyProtectError(f'the public stem has shape {public_stem.weight.shape} and stride '
+                                  f'{public_stem.stride}; the stolen one {stem.weight.shape} and {stem.stride}')
+        added = Stem(stem.weight - public_stem.weight, stem.stride, stem.padding)
+        observed = stem_statistics(added, block_size)[0]
+        expected = stem_statistics(public_stem, block_size)[0]
     identity = np.arange(length)
     ffx_name = next((name for name in names if name in FFX_METHODS), None)
     ffx_mask = table = None

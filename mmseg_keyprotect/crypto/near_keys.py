@@ -36,6 +36,25 @@ def near_key(truth: BlockCipher, part: str, fraction: float, rng: np.random.Gene
     return BlockCipher.from_map(source, xor, truth.block_size, truth.ffx_mask, table)
 
 
+def close_key(truth: BlockCipher, rng: np.random.Generator, max_swaps: int = 4, max_flips: int = 2) -> BlockCipher:
+    """A key a few moves from ``truth``: where a search that climbs a label-free oracle walks.
+
+    The colour channels of the source pixels are reordered (any of the six orders, the identity included),
+    then 1 to ``max_swaps`` pairs of positions swap their sources and 0 to ``max_flips`` NP bits flip (for keys
+    with NP). A model barely notices such keys unless trained to: a climb ends on one that works.
+    """
+    source, xor = truth.source.copy(), truth.xor.astype(np.int64)
+    channels = rng.permutation(3)
+    source = source // 3 * 3 + channels[source % 3]
+    for _ in range(int(rng.integers(1, max_swaps + 1))):
+        first, second = rng.choice(len(source), 2, replace=False)
+        source[[first, second]] = source[[second, first]]
+    if xor.any():
+        wrong = rng.choice(len(xor), int(rng.integers(0, max_flips + 1)), replace=False)
+        xor[wrong] ^= 255
+    return BlockCipher.from_map(source, xor, truth.block_size, truth.ffx_mask, truth.ffx_table)
+
+
 def _derange(values: np.ndarray, rng: np.random.Generator, count: int) -> None:
     """Make ``count`` entries wrong in place by rotating them among themselves."""
     if count == 1:

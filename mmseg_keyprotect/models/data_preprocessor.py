@@ -9,7 +9,7 @@ from mmseg.registry import MODELS
 
 from ..crypto.ciphers import BlockCipher, check_channel_order, parse_method
 from ..crypto.keys import MATERIAL_BYTES, SecretKey
-from ..crypto.near_keys import key_parts, near_key
+from ..crypto.near_keys import close_key, key_parts, near_key
 from ..crypto.run_key import RunKey
 from ..datasets.transforms.blockwise_encrypt import (
     DEFAULT_CHANNEL_ORDER,
@@ -21,6 +21,8 @@ from ..errors import ConfigError
 #: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
 NEGATIVE_META_KEY = 'key_contrastive_negative'
 DEFAULT_NEGATIVES = dict(random_key=0.5, near_key=0.25, plain=0.25)
+#: Every kind of negative a key-contrastive preprocessor can draw (``close_key``: :func:`~..crypto.near_keys.close_key`).
+NEGATIVE_KINDS = ('random_key', 'near_key', 'close_key', 'plain')
 
 
 @MODELS.register_module()
@@ -99,8 +101,9 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
     After the batch comes one copy of each of its images (or of a share of them,
     ``negative_share``, at every ``negative_interval``-th iteration), encrypted with a fresh
     random key, with a near key (a random share of one part of the key right,
-    up to ``max_near_fraction``), or left plain, drawn with the probabilities
-    of ``negatives``. The copies' data samples carry
+    up to ``max_near_fraction``), with a close key (the key a few moves away:
+    channels reordered, a few positions swapped, a few NP bits flipped), or
+    left plain, drawn with the probabilities of ``negatives``. The copies' data samples carry
     ``metainfo[NEGATIVE_META_KEY] = True``; a key-contrastive segmentor
     (:class:`~mmseg_keyprotect.models.segmentors.KeyContrastiveEncoderDecoder`)
     trains its predictions on them toward uninformative. The positives are
@@ -116,8 +119,8 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
             encrypts (as :class:`KeyProtectDataPreProcessor`); False: the
             pipelines encrypt and the negatives are made from the decrypted
             batch. Defaults to True.
-        negatives (dict): probabilities of ``random_key``, ``near_key`` and
-            ``plain`` negatives. Defaults to 0.5 / 0.25 / 0.25.
+        negatives (dict): probabilities of ``random_key``, ``near_key``,
+            ``close_key`` and ``plain`` negatives. Defaults to 0.5 / 0.25 / 0 / 0.25.
         max_near_fraction (float): the largest share of the key a near-key
             negative gets right. Defaults to 0.9.
         negative_share (float): the share of a batch's images that get a
@@ -142,11 +145,11 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
         self._training_calls = 0
         self.on_device = bool(on_device)
         self.negatives = dict(DEFAULT_NEGATIVES if negatives is None else negatives)
-        unknown = set(self.negatives) - set(DEFAULT_NEGATIVES)
+        unknown = set(self.negatives) - set(NEGATIVE_KINDS)
         weights = np.array(list(self.negatives.values()), dtype=float)
         if unknown or not len(weights) or (weights < 0).any() or weights.sum() <= 0:
             raise ConfigError(f'negatives = {negatives!r}: expected non-negative probabilities of '
-                              f'{sorted(DEFAULT_NEGATIVES)} with a positive sum')
+                              f'{list(NEGATIVE_KINDS)} with a positive sum')
         if not 0.0 <= max_near_fraction < 1.0:
             raise ConfigError(f'max_near_fraction = {max_near_fraction!r}: expected 0 <= value < 1')
         self.max_near_fraction = max_near_fraction
@@ -198,5 +201,7 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
             return None
         if kind == 'random_key':
             return SecretKey(self._rng.bytes(MATERIAL_BYTES)).cipher(self.method, self.block_size)
+        if kind == 'close_key':
+            return close_key(self.cipher, self._rng)
         part = str(self._rng.choice(key_parts(self.cipher)))
         return near_key(self.cipher, part, float(self._rng.uniform(0.0, self.max_near_fraction)), self._rng)

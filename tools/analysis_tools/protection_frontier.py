@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
+from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.crypto import load_key
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
@@ -56,6 +57,12 @@ def main():
     parser.add_argument('--attack-iterations', type=int, default=200)
     parser.add_argument('--weights-search-budget', type=int, default=WEIGHTS_SEARCH_BUDGET,
                         help='oracle evaluations of the weights-only thief\'s search (default %(default)s)')
+    parser.add_argument('--unlabelled-images', type=int, nargs='*', default=list(UNLABELLED_COUNTS), metavar='N',
+                        help='N of the thief with the weights and N unlabelled images (default %(default)s)')
+    parser.add_argument('--climb-budget', type=int, default=CLIMB_BUDGET,
+                        help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
+    parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
+                        help='gradient steps of that thief\'s relaxed search (default %(default)s)')
     parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
                         help=f'draws of labelled images for the learning attacks at k = {BEST_MAX_LABELLED} '
                              '(their mean counts; other k values have one draw)')
@@ -77,7 +84,8 @@ def main():
         args.attack_sizes, args.fine_tune_sizes = list(TRIMMED_ATTACK_SIZES), list(TRIMMED_FINE_TUNE_SIZES)
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
-                          args.weights_search_budget, args.attack_draws, training_costs(args.training_costs))
+                          args.weights_search_budget, args.attack_draws, training_costs(args.training_costs),
+                          args.unlabelled_images, args.climb_budget, args.relaxed_steps)
     if args.from_results:
         study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(
@@ -98,7 +106,8 @@ def main():
             iterations=args.iterations, seeds=args.seeds, num_wrong_keys=args.num_wrong_keys,
             attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
             attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget,
-            attack_draws=args.attack_draws,
+            attack_draws=args.attack_draws, unlabelled_images=args.unlabelled_images,
+            climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps,
             baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
             rows=rows, decision=decision), indent=2) + '\n')

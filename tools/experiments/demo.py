@@ -27,6 +27,7 @@ from mmseg_keyprotect.attacks.protection_report import (
     ProtectionEvaluation,
     attack_finals,
 )
+from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
 from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
 from mmseg_keyprotect.config import (
@@ -62,7 +63,7 @@ ESTIMATED_ON = 'a 2-core CPU'
 
 ADAPTER_ATTACKS = dict(adapter='block-wise adapter', value_table='value-table adapter')
 STAGES = ('generating the data', 'training the unprotected baseline', 'training the protected model',
-          'asking what the key holder, a stranger and two thieves get', 'drawing the figures',
+          'asking what the key holder, a stranger and three thieves get', 'drawing the figures',
           'publishing the checkpoints to the local zoo')
 
 
@@ -166,14 +167,16 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
              num_figures: int = 4, num_train: int = 400, num_val: int = 100, method: str = DEFAULT_METHOD,
              block_size: int = DEFAULT_BLOCK_SIZE, key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE,
              weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = ATTACK_DRAWS,
-             negatives: str = DEFAULT_DEMO_NEGATIVES) -> Dict:
+             negatives: str = DEFAULT_DEMO_NEGATIVES, unlabelled_images: int = UNLABELLED_COUNTS[0],
+             climb_budget: int = CLIMB_BUDGET, relaxed_steps: int = RELAXED_STEPS) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
     ``key_contrastive``: the loss weight of key-contrastive training, or None
     for ordinary protected training, and ``negatives`` the negatives it
     draws (a :func:`~.runs.parse_negatives` name). ``attack_draws``: draws of
     the thief's labelled images (the report gives their mean; the figures use
-    the first).
+    the first). ``unlabelled_images``, ``climb_budget`` and ``relaxed_steps``: the thief with the weights and
+    unlabelled images (0 images: not run).
     """
     started = time.time()
     stages = _Stages()
@@ -210,9 +213,11 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     model_dir = run_dir(work_dir, stem)
     checkpoint = train(config, model_dir, key_file, iterations, data_root, progress=True)
 
-    # The rates: seconds per adapter iteration, per wrong key, per evaluation of the weights-only search.
+    # The rates: seconds per adapter iteration, per wrong key, per evaluation of the weights-only search and of
+    # the statistics search, per relaxed step.
     stages.start(STAGES[3], _minutes(20 + attack_draws * attack_iterations * 0.15 + num_wrong_keys * 0.8
-                                     + weights_search_budget * 0.2))
+                                     + weights_search_budget * 0.2
+                                     + (2 * climb_budget * 0.1 + relaxed_steps * 0.5 if unlabelled_images else 0)))
     options = {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
     evaluation = ProtectionEvaluation(str(config), str(checkpoint), key_file, cfg_options=options)
     authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
@@ -221,6 +226,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     # The thief's cheap attacks: the block-wise adapter, and for FFX chains the value-table adapter; the better one,
     # on each draw of its labelled images (one draw moves the result by several points).
     draws = []
+    _log(f'thief with {attack_images} labelled images: block-wise adapter, {attack_draws} draw(s) of the images')
     for draw in range(attack_draws):
         rng = np.random.default_rng([0, draw] if draw else 0)
         chosen = np.sort(rng.choice(len(evaluation.train_data), min(attack_images, len(evaluation.train_data)),
@@ -231,16 +237,26 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                                 keep_trained=draw == 0)
                    for name in attacks_for(method) if name in ADAPTER_ATTACKS]
         draws.append(max(attacks, key=lambda result: result['curve'][-1][1]))
+        _log(f'thief with {attack_images} labelled images: draw {draw + 1} of {attack_draws}, mIoU '
+             f'{draws[-1]["curve"][-1][1]:.2f}')
     attack = dict(draws[0], draws=[result['curve'][-1][1] for result in draws])
     adapter = attack.pop('trained')
     # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
+    _log(f'thief with the weights, no data: reading the key off the first convolution, then {weights_search_budget} '
+         'evaluations of search')
     weights = evaluation.weights_only(search_budget=weights_search_budget)
+    # The thief with the weights and a handful of unlabelled images of the domain: the normalisation statistics.
+    statistics = evaluation.unlabelled_images([unlabelled_images], climb_budget, relaxed_steps, log=_log)[0] \
+        if unlabelled_images else None
     num_classes = len(evaluation.model.dataset_meta['classes'])
     protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, negatives=negatives,
                      config=stem,
                      authorized=authorized, plain=plain, wrong_keys=wrong, adapter=attack,
                      weights_only=dict(mIoU=weights.get('mIoU'), agreement=weights.get('agreement'),
                                        searched=(weights.get('search') or {}).get('mIoU'), note=weights.get('note')),
+                     unlabelled_images=statistics and {k: statistics[k] for k in (
+                         'images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'agreement', 'evaluations',
+                         'seconds')},
                      chance=chance_levels(evaluation.test_data.labels, num_classes))
 
     stages.start(STAGES[4])
@@ -297,6 +313,11 @@ def headline_table(report: Dict) -> str:
         best = max(value for value in (weights['mIoU'], weights.get('searched')) if value is not None)
         rows.append(('thief with the weights, no data: key read off the first convolution, then searched on '
                      'unlabelled images (the better)', best))
+    statistics = protected.get('unlabelled_images')
+    if statistics:
+        rows.append((f'thief with the weights and {statistics["images"]} unlabelled images: key searched on the '
+                     f'{statistics["oracle"]} ({statistics["evaluations"]} evaluations, '
+                     f'{statistics["seconds"] / 60:.0f} minutes)', statistics['mIoU']))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
     contrastive = (', key-contrastive training' if protected.get('key_contrastive') else '') + (
         f', negatives {protected["negatives"]}' if protected.get('negatives') else '')

@@ -23,6 +23,7 @@ import numpy as np
 
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
+from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
@@ -36,6 +37,7 @@ from .runs import (
     evaluate,
     experiment_log,
     parse_variant,
+    public_weights,
     run_dir,
     train,
     variant_config,
@@ -102,6 +104,9 @@ class FrontierStudy:
         attack_draws (int): draws of labelled images for each learning
             attack at ``k = BEST_MAX_LABELLED`` (its mIoU is their mean; other
             k values have one draw).
+        unlabelled_counts (Sequence[int]): N of the thief with the weights and
+            N unlabelled images.
+        climb_budget (int), relaxed_steps (int): that thief's budget.
         training_costs (dict, optional): training time relative to ordinary
             protected training, by key-contrastive negatives name (``'all'``
             for a negative for every image at every iteration), as
@@ -114,13 +119,16 @@ class FrontierStudy:
                  attack_sizes: Sequence[int] = FULL_ATTACK_SIZES, fine_tune_sizes: Sequence[int] = FULL_ATTACK_SIZES,
                  attack_iterations: int = 200, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                  attack_draws: int = ATTACK_DRAWS, training_costs: Optional[Dict[str, float]] = None,
-                 log: Callable[[str], None] = _log):
+                 unlabelled_counts: Sequence[int] = UNLABELLED_COUNTS, climb_budget: int = CLIMB_BUDGET,
+                 relaxed_steps: int = RELAXED_STEPS, log: Callable[[str], None] = _log):
         self.work_dir, self.data_root = Path(work_dir), Path(data_root)
         self.key_file = key_file or str(PUBLIC_DEMO_KEY)
         self.iterations, self.seeds = iterations, list(seeds)
         self.num_wrong_keys, self.attack_iterations = num_wrong_keys, attack_iterations
         self.weights_search_budget, self.attack_draws = weights_search_budget, attack_draws
         self.training_costs = dict(training_costs or {})
+        self.unlabelled_counts, self.climb_budget, self.relaxed_steps = list(unlabelled_counts), climb_budget, \
+            relaxed_steps
         self.attack_sizes, self.fine_tune_sizes = list(attack_sizes), list(fine_tune_sizes)
         self.log = log
         self.path = self.work_dir / 'frontier.json'
@@ -244,6 +252,17 @@ class FrontierStudy:
         if ((row.get('weights_only') or {}).get('search') or {}).get('budget') != self.weights_search_budget:
             row['weights_only'] = loaded().weights_only(search_budget=self.weights_search_budget)
             self.save()
+        wanted = [dict(images=n, budget=self.climb_budget, relaxed_steps=self.relaxed_steps)
+                  for n in self.unlabelled_counts]
+        measured = [{k: r[k] for k in ('images', 'budget', 'relaxed_steps')} for r in row.get('unlabelled_images', [])]
+        if measured != wanted:
+            row['unlabelled_images'] = [
+                {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'agreement',
+                                   'evaluations', 'seconds', 'candidates')}
+                for r in loaded().unlabelled_images(
+                    self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
+                    str(public_weights(self.work_dir)) if 'public' in variant.model_options else None, self.log)]
+            self.save()
         plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
                 for attack in attacks_for(variant.method) if attack != 'scratch']
         for attack, sizes in plan:
@@ -302,6 +321,8 @@ class FrontierStudy:
         weights = row.get('weights_only') or {}
         candidates.append(('key read off the weights', weights.get('mIoU')))
         candidates.append(('key read off the weights, then searched', (weights.get('search') or {}).get('mIoU')))
+        for result in row.get('unlabelled_images') or []:
+            candidates.append((f'the weights and {result["images"]} unlabelled images', result['mIoU']))
         for attack, by_k in (row.get('attacks') or {}).items():
             for k, result in by_k.items():
                 if int(k) <= BEST_MAX_LABELLED:
@@ -423,7 +444,8 @@ def frontier_rows(state: Dict) -> List[Dict]:
             authorized=row['runs'], authorized_mean=row['mean'], baseline=state['baseline']['runs'],
             gap=row.get('gap'), plain=row.get('plain'), wrong_keys=row.get('wrong_keys'),
             near_keys=row.get('near_keys'), ciphertext_only=row.get('ciphertext_only'),
-            weights_only=row.get('weights_only'), key_space_bits=row.get('key_space_bits'),
+            weights_only=row.get('weights_only'), unlabelled_images=row.get('unlabelled_images'),
+            key_space_bits=row.get('key_space_bits'),
             thiefs_best=row.get('thiefs_best'),
             thiefs_best_by=row.get('thiefs_best_by'),
             attacks={attack: {k: v['mIoU'] for k, v in by_k.items()}

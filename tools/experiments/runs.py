@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Tuple
 
 from mmengine.hooks import Hook
 from mmengine.utils import ProgressBar
@@ -33,27 +33,40 @@ def experiment_log(name: str) -> Callable[[str], None]:
 _log = experiment_log('runs')
 
 
+#: What a variant may change in the model and its training (after ``@``, joined by ``+``): ``gn``, group norm in
+#: the decode head, which keeps no running statistics; ``public``, training starts from the unprotected baseline's
+#: weights, which stand for public weights (a thief holds them too).
+MODEL_OPTIONS = ('gn', 'public')
+
+
 @dataclass(frozen=True)
 class Variant:
-    """One protected setting: a cipher chain, a block size, the key-contrastive weight (None: off), and which
+    """One protected setting: a cipher chain, a block size, the key-contrastive weight (None: off), which
     negatives key-contrastive training draws (a :func:`parse_negatives` name; empty: a negative for every image
-    at every iteration)."""
+    at every iteration), and ``MODEL_OPTIONS`` joined by ``+``."""
     method: str
     block_size: int
     key_contrastive: Optional[float] = None
     negatives: str = ''
+    model: str = ''
 
     @property
     def name(self) -> str:
         suffix = '' if self.key_contrastive is None else f'+kc{self.key_contrastive:g}'
-        return f'{self.method}:{self.block_size}{suffix}' + (f'/{self.negatives}' if self.negatives else '')
+        return (f'{self.method}:{self.block_size}{suffix}' + (f'/{self.negatives}' if self.negatives else '')
+                + (f'@{self.model}' if self.model else ''))
 
     @property
     def stem(self) -> str:
         """The config name of the variant (``-kcW`` for key-contrastive training with weight W, then the
-        negatives)."""
+        negatives and the model options)."""
         stem = protected_stem(self.method, self.block_size, self.key_contrastive)
-        return stem + (f'-{self.negatives.replace("+", "-")}' if self.negatives else '')
+        return (stem + (f'-{self.negatives.replace("+", "-")}' if self.negatives else '')
+                + (f'-{self.model.replace("+", "-")}' if self.model else ''))
+
+    @property
+    def model_options(self) -> Tuple[str, ...]:
+        return tuple(filter(None, self.model.split('+')))
 
     @property
     def key_contrastive_settings(self):
@@ -64,13 +77,18 @@ class Variant:
 
 
 def parse_variant(text: str) -> Variant:
-    """``'shuffle+np:4'``, ``'shuffle:4+kc0.1'`` or ``'shuffle+np:4+kc0.1/share0.25+running'`` -> a
-    :class:`Variant`."""
+    """``'shuffle+np:4'``, ``'shuffle:4+kc0.1'``, ``'shuffle+np:4+kc0.1/share0.25+running'`` or
+    ``'shuffle+np:4+kc0.1/share0.25@gn'`` -> a :class:`Variant`."""
+    text, _, model = text.partition('@')
+    unknown = [option for option in filter(None, model.split('+')) if option not in MODEL_OPTIONS]
+    if unknown:
+        raise ConfigError(f'variant {text}@{model}: unknown model option {unknown[0]!r}; expected '
+                          f'{", ".join(MODEL_OPTIONS)} joined by "+"')
     setting, _, negatives = text.partition('/')
     setting, _, contrastive = setting.partition('+kc')
     method, _, block_size = setting.rpartition(':')
     try:
-        variant = Variant(method, int(block_size), float(contrastive) if contrastive else None, negatives)
+        variant = Variant(method, int(block_size), float(contrastive) if contrastive else None, negatives, model)
     except ValueError:
         variant = None
     if variant is None or (negatives and not contrastive):
@@ -158,12 +176,23 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
         return committed
     cfg, _ = protect_config(str(CONFIG_DIR / f'{BASELINE}.py'), variant.method, variant.block_size,
                             key_contrastive=variant.key_contrastive_settings)
+    if 'gn' in variant.model_options:
+        cfg.model.decode_head.norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
+    if 'public' in variant.model_options:
+        cfg.load_from = str(public_weights(out_dir))
     path = out_dir / 'configs' / f'{variant.stem}.py'
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
     return path
 
 
+def public_weights(work_dir: Path) -> Path:
+    """The weights that stand for public ones: the unprotected baseline's, seed 0 (trained first by the studies)."""
+    return run_dir(work_dir, BASELINE) / 'iter_1000.pth'
+
+
+#: Negatives that include keys close to the key (:func:`~mmseg_keyprotect.crypto.near_keys.close_key`).
+CLOSE_NEGATIVES = dict(random_key=0.25, near_key=0.25, close_key=0.25, plain=0.25)
 #: A negative for every image at every iteration, under the negatives' own batch statistics.
 ALL_NEGATIVES = dict(negative_share=1.0, negative_interval=1, negative_statistics='batch')
 
@@ -174,7 +203,8 @@ def negatives_name(options: Dict) -> str:
     options = {**ALL_NEGATIVES, **options}
     tokens = [f'share{options["negative_share"]:g}' if options['negative_share'] != 1.0 else '',
               f'interval{options["negative_interval"]}' if options['negative_interval'] != 1 else '',
-              'running' if options['negative_statistics'] == 'running' else '']
+              'running' if options['negative_statistics'] == 'running' else '',
+              'close' if options.get('negatives') == CLOSE_NEGATIVES else '']
     return '+'.join(filter(None, tokens))
 
 
@@ -182,7 +212,8 @@ def parse_negatives(text: str) -> Dict:
     """Key-contrastive negatives, as ``protect_config(key_contrastive=...)`` takes them, from a short name:
     ``'share0.25'`` (a quarter of each batch), ``'interval4'`` (every fourth iteration), ``'running'`` (batch norm
     on the negatives as deployed), joined by ``+``; ``'all'`` or ``''`` is a negative for every image at every
-    iteration under batch statistics. Every setting is spelled out, so the result does not depend on
+    iteration under batch statistics; ``'close'`` adds negatives close to the key. Every setting is spelled
+    out, so the result does not depend on
     ``protect_config``'s defaults."""
     options = dict(ALL_NEGATIVES)
     for token in filter(None, text.split('+')):
@@ -191,11 +222,14 @@ def parse_negatives(text: str) -> Dict:
             continue
         if token == 'running':
             options['negative_statistics'] = 'running'
+        elif token == 'close':
+            options['negatives'] = dict(CLOSE_NEGATIVES)
         elif token.startswith('share') and share.replace('.', '', 1).isdigit() and 0 < float(share) <= 1:
             options['negative_share'] = float(share)
         elif token.startswith('interval') and interval.isdigit() and int(interval) >= 1:
             options['negative_interval'] = int(interval)
         else:
-            raise ConfigError(f'negatives {text!r}: expected all, shareF (0 < F <= 1), intervalN (N >= 1) or running, '
+            raise ConfigError(f'negatives {text!r}: expected all, shareF (0 < F <= 1), intervalN (N >= 1), running or '
+                              'close, '
                               'joined by "+", for example share0.25+running')
     return options
