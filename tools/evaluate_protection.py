@@ -77,8 +77,8 @@ def main():
     if args.quick:
         budget.update(QUICK)
     report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,
-                                 attacks=args.attacks, public_weights=args.public_weights, num_images=args.num_images, device=args.device,
-                                 seed=args.seed, cfg_options=args.cfg_options, **budget)
+                                 attacks=args.attacks, public_weights=args.public_weights, num_images=args.num_images,
+                                 device=args.device, seed=args.seed, cfg_options=args.cfg_options, **budget)
     markdown = write_report_files(report, args.out_dir)[0]
     if args.results_file:
         command = ('python tools/evaluate_protection.py ' + ' '.join(sys.argv[1:])).split(' --results-file')[0]

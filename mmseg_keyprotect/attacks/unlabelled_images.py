@@ -242,7 +242,8 @@ def relaxed_encrypt(images: torch.Tensor, mixing: torch.Tensor, signs: torch.Ten
     return out if channel_order == 'rgb' else out.flip(1)
 
 
-def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RELAXED_STEPS, learning_rate: float = 0.05,
+def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RELAXED_STEPS,
+                   learning_rate: float = 0.05,
                    temperature: float = 0.3, log: Callable[[str], None] = _log_nothing) -> Tuple[BlockCipher, Dict]:
     """Fit a soft permutation (Sinkhorn-normalised logits) and soft signs (tanh) by gradient descent on the
     statistics distance, from ``start``, then round them to a key (each output takes its heaviest source not yet

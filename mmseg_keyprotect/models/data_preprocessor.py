@@ -21,7 +21,8 @@ from ..errors import ConfigError
 #: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
 NEGATIVE_META_KEY = 'key_contrastive_negative'
 DEFAULT_NEGATIVES = dict(random_key=0.5, near_key=0.25, plain=0.25)
-#: Every kind of negative a key-contrastive preprocessor can draw (``close_key``: :func:`~..crypto.near_keys.close_key`).
+#: Every kind of negative a key-contrastive preprocessor can draw (``close_key``: see
+#: :func:`~mmseg_keyprotect.crypto.near_keys.close_key`).
 NEGATIVE_KINDS = ('random_key', 'near_key', 'close_key', 'plain')
 
 
