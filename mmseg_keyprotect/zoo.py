@@ -6,7 +6,6 @@ fingerprint under ``Metadata``. A checkpoint is named
 ``<config stem>_<YYYYMMDD_HHMMSS>-<first 8 hex of its sha256>.pth``.
 """
 import hashlib
-import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -20,6 +19,7 @@ from .checkpoint.mmengine_io import load_local_checkpoint
 from .config.loading import plugin_config_dir
 from .crypto.run_key import RunKey
 from .errors import KeyProtectError
+from .utils.atomic_file import PRIVATE_MODE, atomic_file
 
 # What a deployed checkpoint does not need: training state only.
 TRAINING_STATE = ('optimizer', 'message_hub', 'param_schedulers')
@@ -52,8 +52,9 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     staging = out_dir / f'{config_stem}.publishing.pth'
     if locked:
         save_locked_checkpoint(state, staging, run_key.key)
-    else:
-        torch.save(state, staging)
+    else:  # a protected model's weights give its key away to whoever attacks them: private until shared on purpose
+        with atomic_file(staging, mode=PRIVATE_MODE) as handle:
+            torch.save(state, handle)
     final = out_dir / f'{config_stem}_{time.strftime("%Y%m%d_%H%M%S")}-{sha256_of(staging)[:8]}.pth'
     staging.rename(final)
     return final
@@ -187,21 +188,50 @@ def locate_checkpoint(entry: Dict, search_dirs: Optional[List[Union[str, Path]]]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
-    if weights.startswith(('http://', 'https://')):
+    if weights.startswith('http://'):
+        raise KeyProtectError(f'zoo entry {entry["Name"]} names {weights}: plain http lets anyone on the way '
+                              'replace the file; only https is downloaded (or put the file in a --search-dir)')
+    if weights.startswith('https://'):
+        expected = recorded_sha256(entry)
         target = Path(download_dir) / Path(weights).name
         target.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(weights) as response, open(target, 'wb') as handle:
-            shutil.copyfileobj(response, handle)
+        # The download keeps a staging name until its hash matches: a wrong file never takes the entry's name.
+        digest = hashlib.sha256()
+        with atomic_file(target) as handle, urllib.request.urlopen(weights) as response:
+            for chunk in iter(lambda: response.read(2 ** 20), b''):
+                digest.update(chunk)
+                handle.write(chunk)
+            actual = digest.hexdigest()
+            if actual != expected:
+                raise KeyProtectError(f'{weights}: sha256 {actual} does not match zoo entry {entry["Name"]} '
+                                      f'({expected}); the download was discarded')
         return target
     raise KeyProtectError(f'checkpoint {weights} of zoo entry {entry["Name"]} not found '
                           f'(looked in {", ".join(str(c.parent) for c in candidates)})')
 
 
+def recorded_sha256(entry: Dict) -> str:
+    """The entry's SHA-256.
+
+    Raises:
+        KeyProtectError: the entry records none: nothing could tell its file from another.
+    """
+    expected = (entry.get('Metadata') or {}).get('SHA256')
+    if not isinstance(expected, str) or len(expected) != 64:
+        raise KeyProtectError(f'zoo entry {entry["Name"]} records no SHA-256 (Metadata.SHA256): its checkpoint '
+                              'cannot be verified, and is neither verified nor downloaded')
+    return expected.lower()
+
+
 def verify_checkpoint(path: Union[str, Path], entry: Dict) -> str:
-    """Check the file's sha256 against the entry (and the 8 hex in its name)."""
+    """Check the file's sha256 against the entry.
+
+    Raises:
+        KeyProtectError: the entry records no sha256, or the file's differs.
+    """
+    expected = recorded_sha256(entry)
     actual = sha256_of(path)
-    expected = entry.get('Metadata', {}).get('SHA256')
-    if expected and actual != expected:
+    if actual != expected:
         raise KeyProtectError(f'{path}: sha256 {actual} does not match zoo entry {entry["Name"]} ({expected}); '
                               'the file is corrupted or not this model')
     return actual

@@ -23,6 +23,7 @@ from mmseg_keyprotect.crypto.keys import (
     PASSWORD_ENV,
     export_arrays,
     load_key,
+    normalise_password,
     shown_fingerprint,
     write_legacy_key,
     write_password_key,
@@ -60,7 +61,7 @@ def read_new_password(confirm: bool = True) -> str:
     if not sys.stdin.isatty():
         raise KeyProtectError(f'set {PASSWORD_ENV} or run interactively to be prompted for the password')
     password = getpass.getpass('New password: ')
-    if confirm and getpass.getpass('Repeat password: ') != password:
+    if confirm and normalise_password(getpass.getpass('Repeat password: ')) != normalise_password(password):
         raise KeyProtectError('the passwords differ')
     return password
 

@@ -16,7 +16,7 @@ import numpy as np
 from ..crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
 from ..crypto.verifier import make_verifier, matches
 from ..errors import ImageFormatError, KeyProtectError
-from ..utils import atomic_file
+from ..utils.atomic_file import PRIVATE_MODE, atomic_file
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
@@ -45,7 +45,7 @@ class EncryptionRecord(NamedTuple):
         """Raise :class:`ImageFormatError` naming ``what`` unless ``cipher`` is what encrypted it."""
         self.check_settings(method, cipher.block_size, what)
         try:
-            right = matches(self.verifier, cipher)
+            right = matches(self.verifier, cipher, 'image')
         except KeyProtectError as error:
             raise ImageFormatError(f'{what}: {error}') from None
         if not right:
@@ -151,7 +151,8 @@ def write_image(path: Union[str, Path], image: np.ndarray, record: Optional[Encr
     path = Path(path)
     if path.exists() and not overwrite:
         raise ImageFormatError(f'{path} exists; nothing was overwritten (pass --overwrite to replace it)')
-    with atomic_file(path) as handle:
+    # Encrypted images give the key away in numbers, and decrypted ones are the plain data: both stay private.
+    with atomic_file(path, mode=PRIVATE_MODE) as handle:
         handle.write(encode_png(image, record))
     return path
 
@@ -240,7 +241,7 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
     """
     pairs = list(pairs)
     method = '+'.join(parse_method(method))
-    verifier = None if decrypt else make_verifier(cipher)
+    verifier = None if decrypt else make_verifier(cipher, 'image')
     good, failures = [], []
     for path, target in pairs:
         try:

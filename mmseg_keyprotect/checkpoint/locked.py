@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from ..crypto.keys import Key, SecretKey
 from ..errors import KeyFileError, KeyProtectError
-from ..utils import atomic_file
+from ..utils.atomic_file import PRIVATE_MODE, atomic_file
 
 MAGIC = b'MMSEG-KEYPROTECT-LOCKED\n'
 FORMAT_VERSION = 1
@@ -189,7 +189,7 @@ def write_locked(path: Union[str, Path], payload, key: Key, overwrite: bool = Tr
     path = Path(path)
     if path.exists() and not overwrite:
         raise LockedCheckpointError(f'{path} exists; nothing was written (pass --force to replace it)')
-    with atomic_file(path, durable=True) as handle:
+    with atomic_file(path, mode=PRIVATE_MODE, durable=True) as handle:
         lock_to(handle, payload, key)
     return path
 

@@ -18,7 +18,7 @@ CHECKPOINT_META_KEY = 'keyprotect'
 
 def protection_record(method: str, cipher: BlockCipher) -> dict:
     """The record for ``meta['keyprotect']``: method, M and a fresh verifier of ``cipher``."""
-    return dict(method=method, block_size=cipher.block_size, verifier=make_verifier(cipher))
+    return dict(method=method, block_size=cipher.block_size, verifier=make_verifier(cipher, 'checkpoint'))
 
 
 def check_record_settings(record: dict, method: str, block_size: int, checkpoint: str = 'checkpoint') -> None:
@@ -44,7 +44,7 @@ def check_checkpoint_key(record: Optional[dict], method: str, cipher: BlockCiphe
     check_record_settings(record, method, cipher.block_size, checkpoint)
     if 'verifier' in record:
         try:
-            right = matches(record['verifier'], cipher)
+            right = matches(record['verifier'], cipher, 'checkpoint')
         except KeyProtectError as error:
             raise KeyFileError(f'{checkpoint}: {error}') from None
     else:

@@ -159,10 +159,15 @@ def write_leaf_config(stock: str, output: Union[str, Path], protected: Config, m
     has been checked.
 
     Raises:
-        ConfigError: the output exists (without ``overwrite``), or the leaf
+        ConfigError: the output exists (without ``overwrite``), is the stock
+            config itself (the leaf inherits it: replacing it would leave a
+            config that inherits itself, and lose the original), or the leaf
             does not reproduce the protected pipelines.
     """
     output = Path(output)
+    if '::' not in stock and output.exists() and Path(stock).exists() and os.path.samefile(stock, output):
+        raise ConfigError(f'{output} is the config being protected: the protected leaf inherits it, so it cannot '
+                          'take its place (not even with --force); write the leaf to another file')
     if output.exists() and not overwrite:
         raise ConfigError(f'{output} exists (use --force to overwrite it)')
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,7 @@ import re
 import secrets
 import stat
 import sys
+import unicodedata
 import warnings
 from pathlib import Path
 from typing import Optional, Sequence, Union
@@ -45,7 +46,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from ..errors import KeyFileError, KeyProtectError
-from ..utils.atomic_file import atomic_file
+from ..utils.atomic_file import PRIVATE_MODE, atomic_file
 from .ciphers import (
     FFX,
     FFX_METHODS,
@@ -209,10 +210,24 @@ class LegacyKey(Key):
         return f'LegacyKey(fingerprint={self.fingerprint}, source={self.source!r})'
 
 
-def _leaves_values(step: Step) -> bool:
+def weak_step_problem(step: Step) -> Optional[str]:
+    """Why an explicit step protects little or nothing, or None.
+
+    Generated masks set exactly half of the positions. A mask far from that leaves most values as they are, or
+    changes nearly all of them the same way (all ones is the image's negative: a fixed map, no key at all), so
+    masks must set between a quarter and three quarters of the positions.
+    """
     if isinstance(step, Shuffle):
-        return bool(np.array_equal(step.permutation, np.arange(len(step.permutation))))
-    return not np.asarray(step.mask).any()
+        if np.array_equal(step.permutation, np.arange(len(step.permutation))):
+            return 'leaves every block as it is (an identity permutation): such a key protects nothing'
+        return None
+    length, ones = len(step.mask), int(np.count_nonzero(step.mask))
+    if not ones:
+        return 'leaves every block as it is (an empty mask): such a key protects nothing'
+    if not length / 4 <= ones <= 3 * length / 4:
+        return (f'has a mask that sets {ones} of its {length} positions: a quarter to three quarters must be set '
+                f'(generated masks set {length // 2}), or the step barely changes an image or is a fixed map')
+    return None
 
 
 class ArrayKey(Key):
@@ -241,9 +256,9 @@ class ArrayKey(Key):
                 raise KeyFileError(f'{source}: step {number} ({method}) lacks the array {missing}') from None
             except ValueError as error:
                 raise KeyFileError(f'{source}: step {number} ({method}): {error}') from None
-            if _leaves_values(self._steps[-1]):
-                raise KeyFileError(f'{source}: step {number} ({method}) leaves every block as it is (an identity '
-                                   'permutation or an empty mask): such a key protects nothing')
+            problem = weak_step_problem(self._steps[-1])
+            if problem:
+                raise KeyFileError(f'{source}: step {number} ({method}) {problem}')
 
     @property
     def methods(self):
@@ -301,7 +316,7 @@ def write_private_json(path: Union[str, Path], document: dict, overwrite: bool =
     if path.exists() and not overwrite:
         raise KeyFileError(f'{path} exists; refusing to overwrite a key file (delete it first)')
     try:
-        with atomic_file(path, mode=0o600, durable=True, replace=overwrite) as handle:
+        with atomic_file(path, mode=PRIVATE_MODE, durable=True, replace=overwrite) as handle:
             handle.write((json.dumps(document, indent=2) + '\n').encode('utf-8'))
     except FileExistsError:
         raise KeyFileError(f'{path} appeared while the key was being written; nothing was overwritten') from None
@@ -319,11 +334,24 @@ def write_random_key(path, overwrite: bool = False) -> SecretKey:
     return key
 
 
+def normalise_password(password: str) -> str:
+    """The password in Unicode normal form C (RFC 8265's OpaqueString profile): the same characters typed on
+    Linux (composed) or pasted on macOS (decomposed) give the same key."""
+    return unicodedata.normalize('NFC', password)
+
+
 def _scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
     try:
         return scrypt(password.encode('utf-8'), salt, n, r, p, MATERIAL_BYTES)
     except KeyProtectError as error:
         raise KeyFileError(str(error)) from None
+
+
+def _password_check(kdf: dict, fingerprint: str) -> str:
+    """A checksum of what a password key file stores (no secret): a file damaged or edited since it was written
+    is told apart from a wrong password."""
+    stored = json.dumps(dict(kdf=kdf, fingerprint=fingerprint), sort_keys=True).encode()
+    return hashlib.sha256(b'mmseg-keyprotect/password-key-check/' + stored).hexdigest()[:16]
 
 
 def write_password_key(path, password: str, overwrite: bool = False, min_length: int = MIN_PASSWORD_LENGTH,
@@ -334,9 +362,10 @@ def write_password_key(path, password: str, overwrite: bool = False, min_length:
     clear error; that lets whoever holds the file test guesses offline at the
     cost of one scrypt each (about half a second here). ``min_length``
     characters keep that search out of reach for random passwords; lower it
-    only for tests.
+    only for tests. The password is normalised first (:func:`normalise_password`).
     """
-    if len(password or '') < min_length:
+    password = normalise_password(password or '')
+    if len(password) < min_length:
         raise KeyFileError(f'the password has {len(password or "")} characters; at least {min_length} are needed '
                            '(the key file lets anyone who holds it test guesses offline)')
     params = {**SCRYPT_DEFAULTS, **scrypt_params}
@@ -344,7 +373,7 @@ def write_password_key(path, password: str, overwrite: bool = False, min_length:
     key = SecretKey(_scrypt(password, salt, **params), str(path))
     kdf = dict(name='scrypt', salt=_b64(salt), **params)
     write_private_json(path, dict(format=KEY_FORMAT, version=FORMAT_VERSION, kind='password', kdf=kdf,
-                              fingerprint=key.fingerprint), overwrite)
+                              fingerprint=key.fingerprint, check=_password_check(kdf, key.fingerprint)), overwrite)
     return key
 
 
@@ -475,12 +504,20 @@ def load_key(path: Union[str, Path], password: Optional[str] = None, password_en
         if problem:
             raise KeyFileError(f'{path}: {problem}')
         stored = _fingerprint(document, source)
+        check = document.get('check')
+        if check is not None and not hmac.compare_digest(str(check).encode(), _password_check(kdf, stored).encode()):
+            raise KeyFileError(f'{path} is damaged or was edited: its salt, scrypt settings or fingerprint no '
+                               'longer match its checksum (no password can open it; restore the file from a copy)')
         if password is None:
             password = password_from_environment(password_env, f'key file {path}', prompt)
-        key = SecretKey(_scrypt(password, salt, n, r, p), source)
-        if not hmac.compare_digest(key.fingerprint, stored):
-            raise KeyFileError(f'wrong password for key file {path}')
-        return key
+        # Files written before passwords were normalised hold the password as it was typed.
+        for typed in dict.fromkeys((normalise_password(password), password)):
+            key = SecretKey(_scrypt(typed, salt, n, r, p), source)
+            if hmac.compare_digest(key.fingerprint, stored):
+                return key
+        raise KeyFileError(f'wrong password for key file {path}' + ('' if check is not None else
+                           ' (or the file was damaged: it was written without a checksum, so the two cannot be '
+                           'told apart)'))
     elif kind == 'legacy':
         seed = _integer(document, 'seed', source, 0, 2 ** 63 - 1)
         password = document.get('password', LEGACY_DEFAULT_PASSWORD)

@@ -60,7 +60,7 @@ def test_folder_round_trip_keeps_structure(tmp_path, key_file):
     [encrypted], failures = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'in', tmp_path / 'enc'))
     assert encrypted == tmp_path / 'enc' / 'sub' / 'a.png' and not failures
     record = read_record(encrypted)
-    assert (record.method, record.block_size) == ('np+ffx', 4) and matches(record.verifier, cipher)
+    assert (record.method, record.block_size) == ('np+ffx', 4) and matches(record.verifier, cipher, 'image')
     assert cipher.fingerprint not in encrypted.read_bytes().decode('latin-1')
     [decrypted], _ = transform_files(cipher, 'np+ffx', plan_outputs(tmp_path / 'enc', tmp_path / 'dec'),
                                      decrypt=True)

@@ -55,7 +55,7 @@ def test_checkpoint_records_a_salted_verifier_not_the_key(trained):
     record = checkpoint['meta'][CHECKPOINT_META_KEY]
     assert set(record) == {'method', 'block_size', 'verifier'} and record['method'] == 'shuffle'
     cipher = load_key(trained['key']).cipher('shuffle', 4)
-    assert matches(record['verifier'], cipher) and cipher.fingerprint not in json.dumps(record)
+    assert matches(record['verifier'], cipher, 'checkpoint') and cipher.fingerprint not in json.dumps(record)
 
 
 def test_no_key_material_anywhere_in_the_work_dir(trained):
