@@ -16,6 +16,7 @@ import argparse
 import sys
 
 from mmseg_keyprotect.apis import plan_outputs, transform_files
+from mmseg_keyprotect.apis.image_encryption import MAX_IMAGE_PIXELS
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.crypto.ciphers import enumerable_warning
@@ -40,6 +41,9 @@ def parse_args():
                         help='on a bad image, go on with the rest; list the failures and exit non-zero')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing output files (even the inputs, when OUT is IN)')
+    parser.add_argument('--max-pixels', type=int, default=MAX_IMAGE_PIXELS,
+                        help='refuse images whose header declares more pixels, before decoding them (default '
+                             '%(default)s, 8192 x 8192; 0: no limit)')
     return parser.parse_args()
 
 
@@ -58,7 +62,8 @@ def main() -> int:
               flush=True)
 
     written, failures = transform_files(cipher, args.method, pairs, decrypt=args.decrypt, pad=args.pad,
-                                        keep_going=args.keep_going, progress=progress)
+                                        keep_going=args.keep_going, progress=progress,
+                                        max_pixels=args.max_pixels or None)
     print(f'{verb}ed {len(written)} of {len(pairs)} image(s) into {args.output} ({args.method}, '
           f'M = {args.block_size}, key fingerprint {shown_fingerprint(key)})')
     for failure in failures:

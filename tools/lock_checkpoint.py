@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from mmseg_keyprotect.checkpoint import LockedCheckpointError, is_locked, load_locked_checkpoint, save_locked_checkpoint
+from mmseg_keyprotect.checkpoint.locked import plain_dict
 from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
 
@@ -37,7 +38,7 @@ def main():
         raise LockedCheckpointError(f'{output} exists; nothing was written (pass --force to replace it)')
     if args.unlock:
         checkpoint = load_locked_checkpoint(args.input, key, 'cpu')
-        torch.save(checkpoint, output)
+        torch.save(plain_dict(checkpoint), output)
         print(f'warning: {output} is a plain checkpoint: whoever copies it holds the weights', file=sys.stderr)
     else:
         if is_locked(args.input):

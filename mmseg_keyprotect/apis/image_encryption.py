@@ -24,6 +24,9 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 METADATA_KEYWORD = b'mmseg-keyprotect'
 # A record is a few hundred bytes; the cap keeps a crafted chunk from costing memory or time.
 MAX_RECORD_BYTES = 4096
+#: Images declaring more pixels are refused unless the caller lifts the limit: 8192 x 8192, far above the images
+#: segmentation models are trained on, far below what a crafted header can make a decoder allocate.
+MAX_IMAGE_PIXELS = 2 ** 26
 
 
 class EncryptionRecord(NamedTuple):
@@ -52,16 +55,45 @@ class EncryptionRecord(NamedTuple):
             raise ImageFormatError(f'{what} was encrypted with another key')
 
 
-def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
+def image_size(path: Union[str, Path]) -> Optional[Tuple[int, int]]:
+    """``(width, height)`` from the file's header, without decoding its pixels; None when Pillow cannot tell."""
+    from PIL import Image, UnidentifiedImageError
+    # Pillow's own guard refuses huge headers without saying their size; only the header is read here.
+    guard, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError, ValueError):
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = guard
+
+
+def read_image(path: Union[str, Path], encrypted: bool = False, max_pixels: Optional[int] = MAX_IMAGE_PIXELS
+               ) -> np.ndarray:
     """Read an RGB image; plain images must be 8-bit, encrypted ones may be 16-bit.
+
+    A plain image is turned as its EXIF orientation says, as mmseg's loader
+    (OpenCV's colour decoding) does, so that the client's encrypted image and
+    the key holder's prediction have the same orientation.
+
+    Args:
+        max_pixels (int, optional): refuse images whose header declares more
+            pixels, before decoding them (None: no limit). A small file can
+            declare a huge image: 1 MB of PNG can decode to gigabytes.
 
     Raises:
         ImageFormatError: naming the file, for unreadable files, grayscale,
-            RGBA, 16-bit plain or floating-point images.
+            RGBA, 16-bit plain or floating-point images, and images above
+            ``max_pixels``.
     """
     path = Path(path)
     if not path.is_file():
         raise ImageFormatError(f'{path}: no such file')
+    size = image_size(path) if max_pixels is not None else None
+    if size is not None and size[0] * size[1] > max_pixels:
+        raise ImageFormatError(f'{path} declares {size[0]}x{size[1]} pixels, more than the limit of {max_pixels:,} '
+                               '(--max-pixels lifts it for images that really are that large)')
     try:
         image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     except cv2.error as error:
@@ -80,7 +112,9 @@ def read_image(path: Union[str, Path], encrypted: bool = False) -> np.ndarray:
     if image.dtype != np.uint8:
         raise ImageFormatError(f'{path}: {image.dtype} image; expected 8-bit RGB (convert 16-bit or float '
                                'images to 8-bit first)')
-    return np.ascontiguousarray(image[..., ::-1])
+    # The unchanged read keeps what the checks above need; the colour read applies the EXIF orientation.
+    oriented = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return np.ascontiguousarray((oriented if oriented is not None else image)[..., ::-1])
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -216,7 +250,8 @@ def plan_outputs(source: Union[str, Path], output: Union[str, Path],
 
 def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path, Path]], decrypt: bool = False,
                     pad: bool = False, keep_going: bool = False,
-                    progress: Optional[Callable[[int, Path], None]] = None) -> Tuple[List[Path], List[str]]:
+                    progress: Optional[Callable[[int, Path], None]] = None,
+                    max_pixels: Optional[int] = MAX_IMAGE_PIXELS) -> Tuple[List[Path], List[str]]:
     """Encrypt (or decrypt) each ``(input, output)`` pair from :func:`plan_outputs`.
 
     Every image is checked before the first file is written. Encrypted files
@@ -230,6 +265,7 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
         pad (bool): pad images whose sides are not multiples of M
             (right/bottom, zeros) instead of refusing them.
         keep_going (bool): on a bad image, note it and go on with the rest.
+        max_pixels (int, optional): refuse larger images (:func:`read_image`).
 
     Returns:
         tuple[list[Path], list[str]]: the files written, and one message per
@@ -245,7 +281,7 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
     good, failures = [], []
     for path, target in pairs:
         try:
-            _transformed(cipher, method, verifier, path, decrypt, pad)
+            _transformed(cipher, method, verifier, path, decrypt, pad, max_pixels)
             good.append((path, target))
         except ImageFormatError as error:
             if not keep_going:
@@ -253,7 +289,7 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
             failures.append(str(error))
     written = []
     for number, (path, target) in enumerate(good, 1):
-        result, record = _transformed(cipher, method, verifier, path, decrypt, pad)
+        result, record = _transformed(cipher, method, verifier, path, decrypt, pad, max_pixels)
         written.append(write_image(target, result, record))
         if progress is not None:
             progress(number, path)
@@ -261,9 +297,9 @@ def transform_files(cipher: BlockCipher, method: str, pairs: Iterable[Tuple[Path
 
 
 def _transformed(cipher: BlockCipher, method: str, verifier: Optional[dict], path: Path, decrypt: bool,
-                 pad: bool) -> Tuple[np.ndarray, Optional[EncryptionRecord]]:
+                 pad: bool, max_pixels: Optional[int]) -> Tuple[np.ndarray, Optional[EncryptionRecord]]:
     """The image of ``path`` encrypted (with its record) or decrypted, or an :class:`ImageFormatError`."""
-    image = read_image(path, encrypted=decrypt)
+    image = read_image(path, encrypted=decrypt, max_pixels=max_pixels)
     found = read_record(path)
     if decrypt:
         if found is None:

@@ -32,6 +32,9 @@ from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError, ImageFormatError
 from .image_encryption import IMAGE_SUFFIXES, read_image, read_record
 
+#: Images with a side below this are suspected when the network fails: most backbones downsample 32 times.
+SMALL_IMAGE_SIDE = 64
+
 
 class ProtectedInferencer(MMSegInferencer):
     """:class:`~mmseg.apis.MMSegInferencer` for a protected model.
@@ -171,6 +174,20 @@ class ProtectedInferencer(MMSegInferencer):
             return super().__call__(inputs, **kwargs)
         finally:
             self._encrypt.cipher = self.cipher
+
+    def forward(self, inputs, **kwargs):
+        try:
+            return super().forward(inputs, **kwargs)
+        except RuntimeError as error:
+            # A network that downsamples 32 times cannot run on a smaller image: say which, not where it broke.
+            sizes = [tuple(image.shape[-2:]) for image in inputs['inputs']]
+            small = [size for size in sizes if min(size) < SMALL_IMAGE_SIDE]
+            if not small:
+                raise
+            raise ImageFormatError(
+                f'the model cannot run on an image of {small[0][0]}x{small[0][1]} pixels ({str(error)[:120]}); '
+                f'give images of at least {SMALL_IMAGE_SIDE} pixels a side, or a test pipeline that resizes them') \
+                from None
 
     def visualize(self, inputs: list, preds, **kwargs):
         if self.encrypted_input:

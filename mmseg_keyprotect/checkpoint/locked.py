@@ -197,14 +197,34 @@ def write_locked(path: Union[str, Path], payload, key: Key, overwrite: bool = Tr
 def save_locked_checkpoint(checkpoint: dict, path: Union[str, Path], key: Key, overwrite: bool = True) -> Path:
     """``torch.save`` into memory, then :func:`write_locked`."""
     with io.BytesIO() as buffer:
-        torch.save(checkpoint, buffer)
+        torch.save(plain_dict(checkpoint), buffer)
         with buffer.getbuffer() as payload:  # no copy of the serialized checkpoint
             return write_locked(path, payload, key, overwrite)
 
 
+class UnlockedCheckpoint(dict):
+    """A checkpoint read from a locked file: authenticated under the key, so nobody without it wrote it.
+
+    No file can produce this type (``torch.load`` with ``weights_only`` builds plain dicts), so it cannot be
+    forged; it is saved as the plain dict it holds (:func:`plain_dict`).
+    """
+
+
+def plain_dict(checkpoint):
+    """``checkpoint`` as ``torch.save`` may write it: an :class:`UnlockedCheckpoint` becomes a plain dict (the
+    type exists in memory only; a file holding it would not load with ``weights_only``)."""
+    return dict(checkpoint) if isinstance(checkpoint, UnlockedCheckpoint) else checkpoint
+
+
 def load_locked_checkpoint(path: Union[str, Path], key: Key, map_location=None):
-    """Unlock into memory and ``torch.load`` (``weights_only``, with the plugin's allowlist)."""
+    """Unlock into memory and ``torch.load`` (``weights_only``, with the plugin's allowlist).
+
+    Returns:
+        UnlockedCheckpoint | object: the checkpoint; a dict comes back as an
+        :class:`UnlockedCheckpoint`, which says it came from a locked file.
+    """
     with io.BytesIO() as buffer:
         unlock_to(path, key, buffer)
         buffer.seek(0)
-        return torch.load(buffer, map_location=map_location, weights_only=True)
+        checkpoint = torch.load(buffer, map_location=map_location, weights_only=True)
+    return UnlockedCheckpoint(checkpoint) if isinstance(checkpoint, dict) else checkpoint

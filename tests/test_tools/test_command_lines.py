@@ -98,6 +98,27 @@ def test_resume(trained, tmp_path):
     assert (work_dir / 'iter_6.pth').is_file()
 
 
+def test_a_locked_run_does_not_resume_from_a_plain_checkpoint_put_in_its_place(trained, tmp_path):
+    """Anyone who can write to the work dir could plant a plain file (with a record copied from anywhere): the run
+    refuses it, writes nothing, and resumes once the key holder has locked the file."""
+    import shutil
+    work_dir = tmp_path / 'planted'
+    shutil.copytree(trained['work_dir'], work_dir)
+    planted = work_dir / 'iter_4.pth'
+    run('tools/lock_checkpoint.py', planted, tmp_path / 'plain.pth', '--key-file', trained['key'], '--unlock')
+    shutil.copyfile(tmp_path / 'plain.pth', planted)
+    (work_dir / 'last_checkpoint').write_text(str(planted))  # MMEngine resumes from the file this names
+    result = run('tools/train.py', PROTECTED, '--key-file', trained['key'], '--work-dir', work_dir, '--resume',
+                 *tiny_options(trained['data_root'], iterations=6), check=False)
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    assert 'is not locked, but this run writes locked checkpoints' in result.stderr
+    assert not (work_dir / 'iter_6.pth').exists()
+    run('tools/lock_checkpoint.py', tmp_path / 'plain.pth', planted, '--key-file', trained['key'], '--force')
+    run('tools/train.py', PROTECTED, '--key-file', trained['key'], '--work-dir', work_dir, '--resume',
+        *tiny_options(trained['data_root'], iterations=6))
+    assert (work_dir / 'iter_6.pth').is_file()
+
+
 def test_infer_tool_and_client_side_encryption(trained, tmp_path):
     from mmseg_keyprotect.datasets import generate_shapes
     # Images at the model's input size (128x128): the client encrypts exactly what the server's

@@ -23,7 +23,7 @@ from mmseg_keyprotect.checkpoint import (
     save_locked_checkpoint,
 )
 from mmseg_keyprotect.checkpoint.locked import MAGIC
-from mmseg_keyprotect.crypto.keys import SecretKey, export_arrays, load_key, write_random_key
+from mmseg_keyprotect.crypto.keys import SecretKey, export_arrays, load_key, write_password_key, write_random_key
 from mmseg_keyprotect.errors import ImageFormatError, KeyFileError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,9 +32,11 @@ NP4 = SEGFORMER / 'segformer_mit-b0_1xb8-1k_shapes-128x128_np-m4.py'
 SHF4 = SEGFORMER / 'segformer_mit-b0_1xb8-1k_shapes-128x128_shuffle-m4.py'
 
 
-def run(*args, stdout=None):
-    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, text=True, timeout=300,
-                          stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE)
+def run(*args, stdout=None, umask=None, env_password=None):
+    env = dict(os.environ, KEYPROTECT_PASSWORD=env_password) if env_password else None
+    return subprocess.run([sys.executable, *map(str, args)], cwd=REPO, text=True, timeout=300, env=env,
+                          stdout=stdout or subprocess.PIPE, stderr=subprocess.PIPE,
+                          preexec_fn=None if umask is None else lambda: os.umask(umask))
 
 
 def refused(result, *fragments):
@@ -247,3 +249,181 @@ def test_exported_arrays_never_sit_in_a_readable_file(tmp_path, key_file):
     assert json.loads(target.read_text())['format'] == 'mmseg-keyprotect-arrays'
     run('tools/keygen.py', '--export', key_file, tmp_path / 'named.json').check_returncode()
     assert stat.S_IMODE((tmp_path / 'named.json').stat().st_mode) == 0o600
+
+
+# Passwords typed on one system and pasted on another
+def test_a_password_opens_its_key_in_either_unicode_form(tmp_path):
+    import unicodedata
+    composed = 'Pässwörd-Çafé-2026'
+    decomposed = unicodedata.normalize('NFD', composed)
+    assert composed != decomposed
+    path = tmp_path / 'password.key'
+    key = write_password_key(path, decomposed, n=2 ** 10, r=1)  # as pasted on macOS
+    assert load_key(path, password=composed).fingerprint == key.fingerprint  # as typed on Linux
+    assert load_key(path, password=decomposed).fingerprint == key.fingerprint
+    with pytest.raises(KeyFileError, match='wrong password'):
+        load_key(path, password=composed + 'x')
+
+
+def test_a_key_written_before_passwords_were_normalised_still_opens(tmp_path):
+    from mmseg_keyprotect.crypto.keys import _scrypt
+    decomposed = unicodedata_nfd('Ünïcödé-pässwörd')
+    document = dict(format='mmseg-keyprotect-key', version=1, kind='password',
+                    kdf=dict(name='scrypt', salt='AAAAAAAAAAAAAAAAAAAAAA==', n=2 ** 10, r=1, p=1))
+    document['fingerprint'] = SecretKey(_scrypt(decomposed, b'\0' * 16, 2 ** 10, 1, 1)).fingerprint
+    path = tmp_path / 'old.key'
+    path.write_text(json.dumps(document))
+    path.chmod(0o600)
+    assert load_key(path, password=decomposed).fingerprint == document['fingerprint']
+
+
+def unicodedata_nfd(text):
+    import unicodedata
+    return unicodedata.normalize('NFD', text)
+
+
+@pytest.mark.parametrize('damage', [
+    lambda d: d.update(fingerprint=('1' if d['fingerprint'][0] != '1' else '2') + d['fingerprint'][1:]),
+    lambda d: d['kdf'].update(salt=d['kdf']['salt'][:-3] + ('A' if d['kdf']['salt'][-3] != 'A' else 'B') + '=='),
+    lambda d: d['kdf'].update(n=2 ** 11)])
+def test_a_damaged_password_key_file_is_not_called_a_wrong_password(tmp_path, damage):
+    path = tmp_path / 'password.key'
+    write_password_key(path, 'correct horse battery', n=2 ** 10, r=1)
+    document = json.loads(path.read_text())
+    damage(document)
+    path.write_text(json.dumps(document))
+    result = run('tools/keygen.py', '--fingerprint', path, env_password='correct horse battery')
+    refused(result, 'is damaged or was edited')
+    assert 'wrong password' not in result.stderr
+
+
+# Exported NP masks that barely change an image, or change all of it the same way
+@pytest.mark.parametrize('ones', [48, 1, 47])
+def test_weak_exported_np_masks_are_refused(tmp_path, images, ones):
+    arrays = export_arrays(SecretKey.generate(), 'np', 4)
+    arrays['mask'] = [1] * ones + [0] * (48 - ones)
+    path = tmp_path / 'weak.key'
+    path.write_text(json.dumps(arrays))
+    path.chmod(0o600)
+    result = run('tools/encrypt_images.py', images / 'plain' / 'a.png', tmp_path / 'out.png', '--key-file', path,
+                 '--method', 'np')
+    refused(result, f'sets {ones} of its 48 positions')
+    assert not (tmp_path / 'out.png').exists()
+
+
+# Output files and the umask
+@pytest.mark.parametrize('umask', [0o077, 0o022])
+def test_files_derived_from_a_key_are_private_whatever_the_umask(tmp_path, images, key_file, shf_checkpoint, umask):
+    encrypted, decrypted = tmp_path / 'encrypted', tmp_path / 'decrypted'
+    run('tools/encrypt_images.py', images / 'plain', encrypted, '--key-file', key_file, '--pad',
+        umask=umask).check_returncode()
+    run('tools/encrypt_images.py', encrypted, decrypted, '--key-file', key_file, '--decrypt',
+        umask=umask).check_returncode()
+    key = shf_checkpoint['root'] / 'model.key'
+    run('tools/lock_checkpoint.py', shf_checkpoint['root'] / 'plain.pth', tmp_path / 'locked.pth', '--key-file', key,
+        umask=umask).check_returncode()
+    written = list(encrypted.glob('*.png')) + list(decrypted.glob('*.png')) + [tmp_path / 'locked.pth']
+    assert len(written) == 7
+    assert {stat.S_IMODE(path.stat().st_mode) for path in written} == {0o600}
+
+
+def test_other_files_follow_the_umask(tmp_path):
+    from mmseg_keyprotect.utils import atomic_file
+    previous = os.umask(0o027)
+    try:
+        with atomic_file(tmp_path / 'table.json') as handle:
+            handle.write(b'{}')
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE((tmp_path / 'table.json').stat().st_mode) == 0o640
+
+
+# A protected leaf written over the config it inherits
+def test_protect_config_never_replaces_the_config_it_protects(tmp_path):
+    config = tmp_path / 'mine.py'
+    config.write_text(f"_base_ = [{str(REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py')!r}]\n")
+    original = config.read_text()
+    for target in (config, tmp_path / 'link.py'):
+        if target.name == 'link.py':
+            target.symlink_to(config)
+        result = run('tools/protect_config.py', config, '-o', target, '--force')
+        refused(result, 'is the config being protected')
+        assert config.read_text() == original
+
+
+# Zoo entries without a hash, and downloads over plain http
+def test_a_zoo_entry_without_a_hash_is_neither_verified_nor_downloaded(tmp_path):
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'weights')
+    entry = dict(Name='unhashed', Config='configs/segformer/x.py', Weights=str(checkpoint),
+                 Metadata={'Method': 'shuffle', 'Block Size': 4}, Results=[])
+    remote = dict(entry, Name='remote', Weights='http://example.invalid/model.pth',
+                  Metadata=dict(entry['Metadata'], SHA256='0' * 64))
+    metafile = tmp_path / 'metafile.yaml'
+    metafile.write_text(json.dumps(dict(Collections=[dict(Name='SegFormer')], Models=[entry, remote])))
+    result = run('tools/zoo.py', 'verify', 'unhashed', '--metafile', metafile)
+    refused(result, 'records no SHA-256')
+    assert 'matches' not in result.stdout
+    result = run('tools/zoo.py', 'predict', 'remote', tmp_path, '--metafile', metafile, '--search-dir', tmp_path / 'x')
+    refused(result, 'only https is downloaded')
+
+
+# EXIF orientation: the client's encrypted image and mmseg's loader agree
+def test_client_side_encryption_turns_images_as_mmseg_loads_them(tmp_path, key_file):
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    pixels = np.repeat(np.repeat(rng.integers(0, 256, (6, 10, 3), dtype=np.uint8), 8, 0), 8, 1)  # 48 x 80
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    photo = tmp_path / 'photo.jpg'
+    Image.fromarray(pixels).save(photo, exif=exif.tobytes(), quality=95)
+    as_mmseg_loads = cv2.imread(str(photo), cv2.IMREAD_COLOR)
+    assert as_mmseg_loads.shape[:2] == (80, 48)
+    run('tools/encrypt_images.py', photo, tmp_path / 'photo.png', '--key-file', key_file).check_returncode()
+    run('tools/encrypt_images.py', tmp_path / 'photo.png', tmp_path / 'back.png', '--key-file', key_file,
+        '--decrypt').check_returncode()
+    assert np.array_equal(cv2.imread(str(tmp_path / 'back.png')), as_mmseg_loads)
+
+
+# Resource limits
+def test_an_image_declaring_a_huge_size_is_refused_before_decoding(tmp_path, key_file):
+    png = cv2.imencode('.png', np.zeros((8, 8, 3), np.uint8))[1].tobytes()
+    header = struct.pack('>II', 20000, 20000) + png[24:29]
+    crafted = png[:16] + header + struct.pack('>I', zlib.crc32(b'IHDR' + header)) + png[33:]
+    path = tmp_path / 'bomb.png'
+    path.write_bytes(crafted)
+    result = run('tools/encrypt_images.py', path, tmp_path / 'out.png', '--key-file', key_file)
+    refused(result, 'declares 20000x20000 pixels', '--max-pixels')
+    assert not (tmp_path / 'out.png').exists()
+    small = tmp_path / 'small.png'
+    write_png(small, np.zeros((16, 16, 3), np.uint8))
+    refused(run('tools/encrypt_images.py', small, tmp_path / 'out.png', '--key-file', key_file, '--max-pixels', '100'),
+            'declares 16x16 pixels')
+    run('tools/encrypt_images.py', small, tmp_path / 'out.png', '--key-file', key_file,
+        '--max-pixels', '0').check_returncode()
+
+
+def test_a_record_asking_for_a_costly_verifier_is_refused_at_once(tmp_path, images, key_file):
+    encrypted = tmp_path / 'a.png'
+    run('tools/encrypt_images.py', images / 'plain' / 'a.png', encrypted, '--key-file', key_file).check_returncode()
+    png = encrypted.read_bytes()
+    start = png.index(b'mmseg-keyprotect\0') + len(b'mmseg-keyprotect\0')
+    length = struct.unpack('>I', png[start - len(b'mmseg-keyprotect\0') - 8:start - len(b'mmseg-keyprotect\0') - 4])[0]
+    record = json.loads(png[start:start + length - len(b'mmseg-keyprotect\0')])
+    record['verifier'].update(n=2 ** 20, r=8)
+    crafted = tmp_path / 'crafted.png'
+    crafted.write_bytes(with_text_chunk(cv2.imencode('.png', cv2.imread(str(encrypted)))[1].tobytes(),
+                                        b'mmseg-keyprotect', json.dumps(record).encode()))
+    result = run('tools/encrypt_images.py', crafted, tmp_path / 'out.png', '--key-file', key_file, '--decrypt')
+    refused(result, 'more than this package writes')
+
+
+def test_inference_on_an_image_too_small_for_the_network_names_it(shf_checkpoint):
+    from mmengine.config import Config
+    cfg = Config.fromfile(str(SHF4))
+    cfg.test_dataloader.dataset.pipeline = [dict(type='LoadImageFromFile'), dict(type='BlockwiseEncrypt',
+                                            method='shuffle', block_size=4), dict(type='PackSegInputs')]
+    inferencer = ProtectedInferencer(cfg, str(shf_checkpoint['root'] / 'plain.pth'),
+                                     key_file=str(shf_checkpoint['root'] / 'model.key'), device='cpu')
+    with pytest.raises(ImageFormatError, match='cannot run on an image of 16x16 pixels'):
+        inferencer(np.zeros((16, 16, 3), np.uint8))

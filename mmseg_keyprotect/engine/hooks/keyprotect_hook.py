@@ -9,6 +9,7 @@ from mmengine.dist import broadcast_object_list, get_rank
 from mmengine.hooks import CheckpointHook, Hook
 from mmseg.registry import HOOKS
 
+from ...checkpoint.locked import LockedCheckpointError, UnlockedCheckpoint
 from ...checkpoint.mmengine_io import LOCKED_BACKEND
 from ...checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, protection_record
 from ...config.check import check_config
@@ -208,6 +209,15 @@ class KeyProtectHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if not self._take_key(runner):
             return
+        if self.lock_checkpoints and getattr(runner, '_resume', False) and \
+                not isinstance(checkpoint, UnlockedCheckpoint):
+            # The run writes locked files; a plain one in their place may have been put there by anyone.
+            raise LockedCheckpointError(
+                f'{runner.cfg.get("load_from") or "the latest checkpoint of " + str(runner.work_dir)} is not locked, '
+                'but this run writes locked checkpoints: it resumes only from locked files, whose contents the key '
+                'authenticates. If you trust the file, lock it first (python tools/lock_checkpoint.py FILE '
+                'FILE.locked --key-file KEY) and resume from the locked copy with --resume --cfg-options '
+                'load_from=FILE.locked')
         record = checkpoint.get('meta', {}).get(CHECKPOINT_META_KEY)
         if record is None:
             runner.logger.warning(f'KeyProtectHook: {runner.cfg.get("load_from") or "the checkpoint"} has no '
