@@ -244,7 +244,8 @@ def relaxed_encrypt(images: torch.Tensor, mixing: torch.Tensor, signs: torch.Ten
 
 def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RELAXED_STEPS,
                    learning_rate: float = 0.05,
-                   temperature: float = 0.3, log: Callable[[str], None] = _log_nothing) -> Tuple[BlockCipher, Dict]:
+                   temperature: float = 0.3, log: Callable[[str], None] = _log_nothing, init: float = 3.0,
+                   sign_init: float = 1.5, noise: float = 0.1, seed: int = 0) -> Tuple[BlockCipher, Dict]:
     """Fit a soft permutation (Sinkhorn-normalised logits) and soft signs (tanh) by gradient descent on the
     statistics distance, from ``start``, then round them to a key (each output takes its heaviest source not yet
     taken, the heaviest first; each sign its own sign).
@@ -258,11 +259,13 @@ def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RE
     length = start.length
     parameters = next(oracle.model.parameters())
     device = parameters.device
-    permutation_logits = torch.full((length, length), -3.0, device=device)
-    permutation_logits[torch.arange(length), torch.as_tensor(start.source, device=device)] = 3.0
-    permutation_logits.requires_grad_(True)
-    sign_logits = torch.as_tensor(np.where(start.xor > 0, -1.5, 1.5), dtype=torch.float32, device=device)
-    sign_logits.requires_grad_(True)
+    generator = torch.Generator().manual_seed(seed)
+    permutation_logits = torch.full((length, length), -init) + noise * torch.randn(length, length, generator=generator)
+    permutation_logits[torch.arange(length), torch.as_tensor(start.source)] += 2 * init
+    permutation_logits = permutation_logits.to(device).requires_grad_(True)
+    sign_logits = torch.as_tensor(np.where(start.xor > 0, -sign_init, sign_init), dtype=torch.float32) \
+        + noise * torch.randn(length, generator=generator)
+    sign_logits = sign_logits.to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([permutation_logits, sign_logits], lr=learning_rate)
     frozen = [p.requires_grad for p in oracle.model.parameters()]
     for p in oracle.model.parameters():
