@@ -41,7 +41,7 @@ from .weights_only import Stem, estimate_key_from_weights
 #: Oracle evaluations of each climb. Each one is a forward pass over the thief's unlabelled images.
 CLIMB_BUDGET = 3600
 #: Gradient steps of the relaxed search.
-RELAXED_STEPS = 150
+RELAXED_STEPS = 300
 #: Unlabelled images the thief searches with, then the larger count the report also tries.
 UNLABELLED_COUNTS = (8, 32)
 #: Other unlabelled images that pick among the candidates.
@@ -242,44 +242,39 @@ def relaxed_encrypt(images: torch.Tensor, mixing: torch.Tensor, signs: torch.Ten
     return out if channel_order == 'rgb' else out.flip(1)
 
 
-def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RELAXED_STEPS,
-                   learning_rate: float = 0.05,
-                   temperature: float = 0.3, log: Callable[[str], None] = _log_nothing, init: float = 3.0,
-                   sign_init: float = 1.5, noise: float = 0.1, seed: int = 0) -> Tuple[BlockCipher, Dict]:
+def relaxed_search(oracle: StatisticsOracle, block_size: int, steps: int = RELAXED_STEPS, learning_rate: float = 0.1,
+                   final_temperature: float = 0.05, seed: int = 0,
+                   log: Callable[[str], None] = _log_nothing) -> Tuple[BlockCipher, Dict]:
     """Fit a soft permutation (Sinkhorn-normalised logits) and soft signs (tanh) by gradient descent on the
-    statistics distance, from ``start``, then round them to a key (each output takes its heaviest source not yet
-    taken, the heaviest first; each sign its own sign).
+    statistics distance, from no key at all, then round them to a key (each output takes its heaviest source not
+    yet taken, the heaviest first; each sign its own sign).
 
-    Only for SHF and NP chains: an FFX table has no useful gradient.
+    The temperature falls from 1 to ``final_temperature`` along the steps, so the soft key ends close to one that
+    rounds without loss. Only for SHF and NP chains: an FFX table has no useful gradient.
 
     Returns:
         tuple: the rounded cipher and ``dict(steps, start_distance, distance, seconds)``.
     """
     started = time.perf_counter()
-    length = start.length
-    parameters = next(oracle.model.parameters())
-    device = parameters.device
+    length = 3 * block_size ** 2
+    device = next(oracle.model.parameters()).device
     generator = torch.Generator().manual_seed(seed)
-    permutation_logits = torch.full((length, length), -init) + noise * torch.randn(length, length, generator=generator)
-    permutation_logits[torch.arange(length), torch.as_tensor(start.source)] += 2 * init
-    permutation_logits = permutation_logits.to(device).requires_grad_(True)
-    sign_logits = torch.as_tensor(np.where(start.xor > 0, -sign_init, sign_init), dtype=torch.float32) \
-        + noise * torch.randn(length, generator=generator)
-    sign_logits = sign_logits.to(device).requires_grad_(True)
+    permutation_logits = (0.1 * torch.randn(length, length, generator=generator)).to(device).requires_grad_(True)
+    sign_logits = (0.1 * torch.randn(length, generator=generator)).to(device).requires_grad_(True)
     optimiser = torch.optim.Adam([permutation_logits, sign_logits], lr=learning_rate)
     frozen = [p.requires_grad for p in oracle.model.parameters()]
     for p in oracle.model.parameters():
         p.requires_grad_(False)
     progress = _Progress('relaxed search', steps, log)
     info = dict(steps=steps)
+    images = oracle.images.to(device)
     try:
         for step in range(steps):
+            temperature = final_temperature ** (step / max(1, steps - 1))
             mixing = _sinkhorn(permutation_logits / temperature)
-            inputs = relaxed_encrypt(oracle.images.to(device), mixing, torch.tanh(sign_logits), start.block_size,
-                                     oracle.channel_order)
-            loss = oracle.distance(inputs)
-            if step == 0:
-                info['start_distance'] = float(loss.detach())
+            signs = torch.tanh(sign_logits / temperature)
+            loss = oracle.distance(relaxed_encrypt(images, mixing, signs, block_size, oracle.channel_order))
+            info.setdefault('start_distance', float(loss.detach()))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
@@ -289,12 +284,10 @@ def relaxed_search(oracle: StatisticsOracle, start: BlockCipher, steps: int = RE
             p.requires_grad_(flag)
     info['distance'] = float(loss.detach())
     with torch.no_grad():
-        weights = _sinkhorn(permutation_logits / temperature).cpu().numpy()
-        signs = torch.tanh(sign_logits).cpu().numpy()
-    source = _round_permutation(weights)
-    xor = np.where(signs >= 0, 0, 255).astype(np.int64)
+        weights = _sinkhorn(permutation_logits / final_temperature).cpu().numpy()
+        xor = np.where(sign_logits.cpu().numpy() >= 0, 0, 255).astype(np.int64)
     info['seconds'] = time.perf_counter() - started
-    return BlockCipher.from_map(source, xor, start.block_size), info
+    return BlockCipher.from_map(_round_permutation(weights), xor, block_size), info
 
 
 def _round_permutation(weights: np.ndarray) -> np.ndarray:
@@ -367,8 +360,7 @@ def unlabelled_images_attack(model, stem: Optional[Stem], method: str, block_siz
             search_oracle, candidates['read off the weights'], budget, flips, swaps, seed, log, 'climb')
         if relaxed_steps and not any(name in FFX_METHODS for name in names) and oracle_name != 'mutual information':
             log(f'relaxed search: {relaxed_steps} gradient steps on a soft permutation and soft signs')
-            relaxed, steps['relaxed'] = relaxed_search(search_oracle, candidates['read off the weights'],
-                                                       relaxed_steps, log=log)
+            relaxed, steps['relaxed'] = relaxed_search(search_oracle, block_size, relaxed_steps, seed=seed, log=log)
             if not swaps:
                 relaxed = BlockCipher.from_map(np.arange(relaxed.length), relaxed.xor, block_size)
             if not flips:

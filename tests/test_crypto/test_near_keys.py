@@ -4,7 +4,7 @@ import pytest
 
 from mmseg_keyprotect.attacks.key_recovery import key_agreement
 from mmseg_keyprotect.crypto.keys import SecretKey
-from mmseg_keyprotect.crypto.near_keys import key_parts, near_key
+from mmseg_keyprotect.crypto.near_keys import close_key, key_parts, near_key
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -18,6 +18,16 @@ def test_near_key_has_the_asked_share_right(method, part, length, fraction):
     assert agreement == pytest.approx(round(fraction * length) / length, abs=1 / length)
     if fraction == 1.0:
         assert near.fingerprint == truth.fingerprint
+
+
+@pytest.mark.parametrize('seed', range(5))
+def test_a_close_key_is_a_few_moves_from_the_key(seed):
+    truth = SecretKey.generate().cipher('shuffle+np', 4)
+    close = close_key(truth, np.random.default_rng(seed))
+    assert close.fingerprint != truth.fingerprint
+    assert np.count_nonzero(close.xor != truth.xor) <= 2
+    # Channels reordered within each pixel, then at most 4 swaps: at most 8 pixels off.
+    assert np.count_nonzero(close.source // 3 != truth.source // 3) <= 8
 
 
 def test_key_parts_follow_the_method():

@@ -257,13 +257,22 @@ def test_evaluate_protection_tool(trained, tmp_path):
     result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                  '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
                  '--attack-iterations', 1, '--attack-draws', 2, '--attacks', 'adapter', '--weights-search-budget',
-                 20, '--cfg-options', f'train_dataloader.dataset.data_root={root}',
+                 20, '--unlabelled-images', 2, 3, '--climb-budget', 12, '--relaxed-steps', 2, '--public-weights',
+                 trained['checkpoint'], '--cfg-options', f'train_dataloader.dataset.data_root={root}',
                  f'test_dataloader.dataset.data_root={root}')
     assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 | 1 |' in result.stdout
+    assert '## Weights and unlabelled images (no labels)' in result.stdout
+    assert 'public weights the model was trained from' in result.stdout
     assert 'wrong keys: 2/2' in result.stdout and 'trained on 2 draws of k labelled images' in result.stdout
     report = json.loads((tmp_path / 'report' / 'protection_report.json').read_text())
     assert report['known_plaintext'][0]['agreement']['positions'] == 1.0
     assert [len(row['draws']) for row in report['learning_attacks']] == [2]
+    thieves = report['unlabelled_images']
+    assert [t['images'] for t in thieves] == [2, 3] and all(t['budget'] == 12 for t in thieves)
+    assert all(t['oracle'] == 'normalisation statistics' and t['public_weights'] for t in thieves)
+    # Each climb keeps to its budget: the start and at most 11 moves, twice, then the held-out pick of 3.
+    assert all(t['evaluations'] <= 2 * 12 + 1 + 3 + 2 for t in thieves)
+    assert all(t['chosen'] in t['candidates'] and t['mIoU'] == t['candidates'][t['chosen']]['mIoU'] for t in thieves)
     bad = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
               '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}', check=False)

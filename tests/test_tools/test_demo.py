@@ -17,8 +17,8 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
          '--key-file', key_file, '--iterations', '2', '--method', 'np', '--block-size', '4', '--key-contrastive', '0.1',
          '--negatives', 'all',
          '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--attack-draws', '2',
-         '--weights-search-budget', '20', '--num-figures', '1',
-         '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
+         '--weights-search-budget', '20', '--unlabelled-images', '4', '--climb-budget', '10', '--relaxed-steps', '2',
+         '--num-figures', '1', '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
         cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads((tmp_path / 'demo.json').read_text())
@@ -28,6 +28,9 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
         protected['adapter']['curve'][-1][1]
     assert protected['method'] == 'np' and protected['key_contrastive'] == 0.1
     assert 0 <= protected['weights_only']['agreement']['flips'] <= 1
+    thief = protected['unlabelled_images']
+    assert thief['images'] == 4 and thief['budget'] == 10 and thief['relaxed_steps'] == 2
+    assert 'thief with the weights and 4 unlabelled images' in headline_table(written)
     assert written['machine']['cores'] and written['command'].startswith('python tools/demo.py')
     table = headline_table(written)
     assert table in result.stdout and 'thief with the weights, no data' in table
@@ -41,7 +44,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
                              str(tmp_path / 'shapes'), '--key-file', key_file, '--iterations', '2',
                              '--no-key-contrastive', '--num-wrong-keys', '0', '--attack-images', '2',
                              '--attack-iterations', '2', '--weights-search-budget', '20', '--num-figures', '1',
-                             '--num-train', '8', '--num-val', '4'],
+                             '--num-train', '8', '--num-val', '4', '--unlabelled-images', '0'],
                             cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert second.returncode == 0, second.stderr[-3000:]
     assert 'key-contrastive training' not in second.stdout.split('| who, with what')[1].split('|')[0]

@@ -30,6 +30,11 @@ def test_variants_parse_and_name_themselves():
             parse_variant(bad)
     with pytest.raises(ConfigError, match="negatives 'half'"):
         parse_variant('shuffle:4+kc0.1/half')
+    public = parse_variant('shuffle+np:4+kc0.1/share0.25+close@gn+public')
+    assert public.name == 'shuffle+np:4+kc0.1/share0.25+close@gn+public' and public.model_options == ('gn', 'public')
+    assert public.stem.endswith('_shuffle-np-m4-kc0.1-share0.25-close-gn-public')
+    with pytest.raises(ConfigError, match="unknown model option 'bn'"):
+        parse_variant('shuffle:4@bn')
 
 
 def test_key_contrastive_variants_get_their_config(tmp_path):
@@ -37,6 +42,17 @@ def test_key_contrastive_variants_get_their_config(tmp_path):
     assert cfg.model.type == 'KeyContrastiveEncoderDecoder' and cfg.model.negative_weight == 0.3
     cfg = load_config(str(variant_config(parse_variant('np:4+kc0.1/interval4+running'), tmp_path)))
     assert cfg.model.negative_statistics == 'running' and cfg.model.data_preprocessor.negative_interval == 4
+    cfg = load_config(str(variant_config(parse_variant('np:4+kc0.1/close@gn+public'), tmp_path)))
+    assert cfg.model.data_preprocessor.negatives['close_key'] == 0.25
+    assert cfg.model.decode_head.norm_cfg.type == 'GN'
+    assert cfg.load_from.endswith('baseline/iter_1000.pth')
+
+
+def test_the_thief_with_unlabelled_images_counts_among_the_thieves():
+    row = dict(plain=20.0, ciphertext_only=dict(mIoU=None), attacks=dict(adapter={'10': dict(mIoU=50.0)}),
+               unlabelled_images=[dict(images=8, mIoU=44.0), dict(images=32, mIoU=61.0)])
+    best = FrontierStudy.best_attack(row)
+    assert best['thiefs_best'] == 61.0 and best['thiefs_best_by'] == 'the weights and 32 unlabelled images'
 
 
 def test_attackers_best_leaves_out_more_labelled_images_than_allowed():
@@ -71,6 +87,8 @@ def test_learning_attacks_at_the_deciding_k_are_averaged_over_draws(tmp_path, mo
     study.state['scratch'] = {'10': dict(mIoU=5.0)}
     row = dict(plain=1.0, wrong_keys=dict(count=100, mean=1.0, p95=1.0, max=1.0), near_keys={}, ciphertext_only={},
                weights_only=dict(search=dict(budget=study.weights_search_budget)),
+               unlabelled_images=[dict(images=n, budget=study.climb_budget, relaxed_steps=study.relaxed_steps, mIoU=1.0)
+                                  for n in study.unlabelled_counts],
                attacks=dict(adapter={'10': dict(mIoU=20.0, final=19.0, seconds=2.0)}))
     for _ in range(2):
         study._report(row, Variant('shuffle', 4), tmp_path / 'config.py', tmp_path / 'model.pth')
@@ -170,7 +188,7 @@ def test_the_study_command_line_with_every_flag(tmp_path):
 
     budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
               '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20,
-              '--attack-draws', 2]
+              '--attack-draws', 2, '--unlabelled-images', 2, '--climb-budget', 6, '--relaxed-steps', 1]
     run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds',
         '--training-costs', repo / 'docs/en/results/training_cost_negatives.json')
     out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
@@ -178,6 +196,7 @@ def test_the_study_command_line_with_every_flag(tmp_path):
     results = json.loads((tmp_path / 'results.json').read_text())
     assert [row['variant'] for row in results['rows']] == ['shuffle:4']
     assert 'search' in results['rows'][0]['weights_only']
+    assert [t['images'] for t in results['rows'][0]['unlabelled_images']] == [2]
     again = run('--work-dir', tmp_path / 'imported', *budget, '--trimmed', '--report-only', '--from-results',
                 tmp_path / 'results.json')
     assert 'shuffle:4' in again
@@ -185,6 +204,6 @@ def test_the_study_command_line_with_every_flag(tmp_path):
 
 def test_negatives_names_and_settings_go_both_ways():
     from mmseg_keyprotect_experiments.runs import negatives_name, parse_negatives
-    for name in ('', 'share0.25', 'interval4', 'share0.5+interval2+running', 'running'):
+    for name in ('', 'share0.25', 'interval4', 'share0.5+interval2+running', 'running', 'share0.25+close'):
         assert negatives_name(parse_negatives(name)) == name
     assert parse_negatives('all') == parse_negatives('')
