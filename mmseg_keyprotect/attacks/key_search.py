@@ -12,12 +12,13 @@ can show which one separates the key from wrong keys; the search uses
 :data:`SEARCH_ORACLE`.
 """
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 
 from ..crypto.ciphers import BlockCipher
+from ..utils.progress import Progress
 from .labelled_images import LabelledImages, encrypt_with, predict
 
 ORACLES = ('mutual_information', 'confidence', 'negative_entropy')
@@ -79,7 +80,7 @@ def pick_candidate(model, images: LabelledImages, candidates: Sequence[BlockCiph
 
 def local_search(model, images: LabelledImages, start: BlockCipher, flips: Sequence[int] = (),
                  swaps: Sequence[Tuple[int, int]] = (), budget: int = 200, oracle: str = SEARCH_ORACLE,
-                 sweeps: int = 2) -> Tuple[BlockCipher, Dict]:
+                 sweeps: int = 2, log: Callable[[str], None] = lambda message: None) -> Tuple[BlockCipher, Dict]:
     """First-improvement search around ``start``: single NP flips and single position swaps.
 
     Moves are tried in the order given (least certain first), each kept when
@@ -94,6 +95,7 @@ def local_search(model, images: LabelledImages, start: BlockCipher, flips: Seque
         swaps (Sequence[tuple]): output position pairs whose sources may swap.
         budget (int): the most oracle evaluations.
         sweeps (int): the most passes over the moves.
+        log (callable): progress lines.
 
     Returns:
         tuple: the best cipher found and ``dict(evaluations, accepted,
@@ -109,6 +111,7 @@ def local_search(model, images: LabelledImages, start: BlockCipher, flips: Seque
     best = oracle_values(model, images, start)[oracle]
     info = dict(start_value=best, evaluations=1, accepted=0)
     moves = [('flip', i) for i in flips] + [('swap', pair) for pair in swaps]
+    progress = Progress('weights-only search', budget, log)
     for _ in range(sweeps):
         improved = False
         for kind, where in moves:
@@ -121,6 +124,7 @@ def local_search(model, images: LabelledImages, start: BlockCipher, flips: Seque
                 trial_source[[where[0], where[1]]] = trial_source[[where[1], where[0]]]
             value = oracle_values(model, images, build(trial_source, trial_xor))[oracle]
             info['evaluations'] += 1
+            progress.update(info['evaluations'], f'{oracle.replace("_", " ")} {best:.4f}')
             if value > best:
                 best, source, xor, improved = value, trial_source, trial_xor, True
                 info['accepted'] += 1

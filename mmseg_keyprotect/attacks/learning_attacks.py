@@ -33,6 +33,7 @@ from torch import nn
 
 from ..crypto.ciphers import FFX_METHODS, BlockCipher
 from ..errors import ConfigError
+from ..utils.progress import Progress
 from .labelled_images import LabelledImages, score
 
 ATTACKS = ('adapter', 'value_table', 'fine_tune', 'scratch')
@@ -225,6 +226,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
     curve = [[0, score(model, eval_data, adapter=adapter)]]
     started = time.perf_counter()
     batch_size = min(batch_size, len(train_data))
+    progress = Progress(f'{attack}, k = {len(train_data)}', iterations, log)
     for iteration in range(iterations):
         # Frozen model: eval mode keeps its normalisation statistics; the others train as usual.
         model.train(adapter is None)
@@ -244,8 +246,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
         optimizer.step()
         if iteration + 1 in eval_points:
             curve.append([iteration + 1, score(model, eval_data, adapter=adapter)])
-            log(f'{attack}, k = {len(train_data)}: iteration {iteration + 1}/{iterations}, '
-                f'loss {loss.item():.3f}, mIoU {curve[-1][1]:.2f}')
+            progress.update(iteration + 1, f'loss {loss.item():.3f}, mIoU {curve[-1][1]:.2f}', force=True)
     if adapter is not None:
         for parameter in model.parameters():
             parameter.requires_grad_(True)

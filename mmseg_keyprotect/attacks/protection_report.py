@@ -39,6 +39,7 @@ from ..crypto.keys import SecretKey
 from ..crypto.near_keys import key_parts, near_key
 from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError
+from ..utils.progress import Progress
 from .key_recovery import (
     estimate_ffx_table,
     estimate_flips,
@@ -146,10 +147,12 @@ class ProtectionEvaluation:
     # -------------------------------------------------------------- sections
     def wrong_keys(self, count: int, log: Callable[[str], None] = _log) -> Dict:
         values = []
+        progress = Progress('wrong keys', count, log, every=0.0)
         for index in range(count):
             values.append(self.miou(SecretKey.generate().cipher(self.inferencer.method, self.cipher.block_size)))
             if (index + 1) % 10 == 0 or index + 1 == count:
-                log(f'wrong keys: {index + 1}/{count}, mIoU so far mean {np.mean(values):.2f}, max {max(values):.2f}')
+                progress.update(index + 1, f'mIoU so far mean {np.mean(values):.2f}, max {max(values):.2f}',
+                                force=True)
         return dict(summary=summarize(values), values=values)
 
     def near_keys(self, fractions: Sequence[float] = NEAR_KEY_FRACTIONS) -> Dict:
@@ -207,7 +210,7 @@ class ProtectionEvaluation:
         return result
 
     def weights_only(self, num_images: int = 16, search_budget: int = WEIGHTS_SEARCH_BUDGET,
-                     num_wrong_keys: int = 5) -> Dict:
+                     num_wrong_keys: int = 5, log: Callable[[str], None] = _log) -> Dict:
         """The thief with the weights and no labels: the key read off the model's first convolution.
 
         Step 1 uses the weights only (:mod:`.weights_only`). Where they leave
@@ -237,7 +240,7 @@ class ProtectionEvaluation:
                       seconds=time.perf_counter() - started, mIoU=self.miou(estimated),
                       agreement=key_agreement(estimated, self.cipher))
         searched, info = local_search(self.model, images, estimated, estimate.uncertain_flips,
-                                      estimate.uncertain_swaps, search_budget, sweeps=search_budget)
+                                      estimate.uncertain_swaps, search_budget, sweeps=search_budget, log=log)
         result['search'] = dict(info, budget=search_budget, mIoU=self.miou(searched),
                                 agreement=key_agreement(searched, self.cipher))
         wrong = [SecretKey.generate().cipher(self.inferencer.method, self.cipher.block_size)

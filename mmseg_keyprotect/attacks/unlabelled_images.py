@@ -36,6 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..crypto.ciphers import FFX_METHODS, BlockCipher, parse_method
 from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
+from ..utils.progress import Progress
 from .weights_only import Stem, estimate_key_from_weights
 
 #: Oracle evaluations of each climb. Each one is a forward pass over the thief's unlabelled images.
@@ -43,11 +44,9 @@ CLIMB_BUDGET = 3600
 #: Gradient steps of the relaxed search.
 RELAXED_STEPS = 300
 #: Unlabelled images the thief searches with, then the larger count the report also tries.
-UNLABELLED_COUNTS = (8, 32)
+UNLABELLED_COUNTS = (8, 16)
 #: Other unlabelled images that pick among the candidates.
 HOLDOUT_IMAGES = 16
-#: Seconds between progress lines of a long search.
-PROGRESS_SECONDS = 30.0
 
 
 def normalisation_layers(model: torch.nn.Module) -> List[_BatchNorm]:
@@ -128,22 +127,6 @@ class StatisticsOracle:
         return outputs
 
 
-class _Progress:
-    """A progress line every ``PROGRESS_SECONDS``: how far, the value so far and the time left."""
-
-    def __init__(self, what: str, total: int, log: Callable[[str], None]):
-        self.what, self.total, self.log = what, total, log
-        self.started = self.last = time.perf_counter()
-
-    def update(self, done: int, value: float) -> None:
-        now = time.perf_counter()
-        if now - self.last < PROGRESS_SECONDS or done >= self.total:
-            return
-        self.last = now
-        left = (now - self.started) / done * (self.total - done)
-        self.log(f'{self.what}: {done}/{self.total}, oracle {value:.4f}, about {left / 60:.1f} min left')
-
-
 def hill_climb(oracle: Callable[[BlockCipher], float], start: BlockCipher, budget: int = CLIMB_BUDGET,
                flips: bool = True, swaps: bool = True, seed: int = 0,
                log: Callable[[str], None] = _log_nothing, what: str = 'climb') -> Tuple[BlockCipher, Dict]:
@@ -179,7 +162,7 @@ def hill_climb(oracle: Callable[[BlockCipher], float], start: BlockCipher, budge
 
     best = oracle(start)
     info = dict(start_value=best, evaluations=1, accepted=0, trace=[[1, best]])
-    progress = _Progress(what, budget, log)
+    progress = Progress(what, budget, log)
     pairs = np.stack(np.triu_indices(length, 1), 1)
     while info['evaluations'] < budget:
         moves = ([('flip', int(i)) for i in rng.permutation(length)] if flips else []) + \
@@ -201,7 +184,7 @@ def hill_climb(oracle: Callable[[BlockCipher], float], start: BlockCipher, budge
                     break
                 value = oracle(build(trial_source, trial_xor))
                 info['evaluations'] += 1
-                progress.update(info['evaluations'], best)
+                progress.update(info['evaluations'], f'oracle {best:.4f}')
                 if value > best:
                     best, source, xor, improved = value, trial_source, trial_xor, True
                     info['accepted'] += 1
@@ -265,7 +248,7 @@ def relaxed_search(oracle: StatisticsOracle, block_size: int, steps: int = RELAX
     frozen = [p.requires_grad for p in oracle.model.parameters()]
     for p in oracle.model.parameters():
         p.requires_grad_(False)
-    progress = _Progress('relaxed search', steps, log)
+    progress = Progress('relaxed search', steps, log)
     info = dict(steps=steps)
     images = oracle.images.to(device)
     try:
@@ -278,7 +261,7 @@ def relaxed_search(oracle: StatisticsOracle, block_size: int, steps: int = RELAX
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            progress.update(step + 1, -float(loss.detach()))
+            progress.update(step + 1, f'distance {float(loss.detach()):.4f}')
     finally:
         for p, flag in zip(oracle.model.parameters(), frozen):
             p.requires_grad_(flag)

@@ -39,7 +39,8 @@ def report(tmp_path_factory, shapes_root):
         f"{loader} = dict(num_workers=0, persistent_workers=False, dataset=dict(data_root='{shapes_root}'))\n"
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')))
     result = evaluate_protection(str(config), checkpoint, key_file, out_dir=root / 'report', num_wrong_keys=3,
-                                 attack_sizes=['2', '25%'], attack_iterations=2, attack_draws=1)
+                                 attack_sizes=['2', '25%'], attack_iterations=2, attack_draws=1,
+                                 unlabelled_counts=[2], climb_budget=6, relaxed_steps=2)
     return dict(result=result, root=root, key_file=key_file, checkpoint=checkpoint, config=str(config),
                 data_root=shapes_root)
 
@@ -51,7 +52,7 @@ def test_report_files_are_written(report, tmp_path):
     write_report_files(written, out)  # what tools/evaluate_protection.py adds for readers
     markdown = (out / 'protection_report.md').read_text()
     for heading in ('## Wrong keys (3 random keys)', '## Near keys', '## Known plaintext', '## Ciphertext only',
-                    '## Learning attacks'):
+                    '## Weights and unlabelled images (no labels)', '## Learning attacks'):
         assert heading in markdown
     assert 'One draw of k labelled images' in markdown  # and how to get several
     assert {Path(f).name for f in written['figures']} == {'wrong_keys.png', 'near_keys.png', 'learning_attacks.png'}
@@ -121,7 +122,7 @@ model = dict(_delete_=True, type='KeyOracleSegmentor', key_file={key_file!r},
                tmp_path / 'oracle.pth')
     options = {f'{split}_dataloader.dataset.data_root': str(data) for split in ('train', 'test')}
     report = evaluate_protection(str(config), str(tmp_path / 'oracle.pth'), key_file, tmp_path / 'report',
-                                 num_wrong_keys=3, attack_sizes=[], cfg_options=options)
+                                 num_wrong_keys=3, attack_sizes=[], unlabelled_counts=[], cfg_options=options)
     assert report['authorized_mIoU'] == pytest.approx(100.0)
     assert report['plain_mIoU'] == pytest.approx(expected_miou(data, truth, None), abs=0.006)
     assert report['wrong_keys']['summary']['max'] < 50

@@ -233,8 +233,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                                     replace=False))
         attacks = [train_attack(name, evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
                                 evaluation.train_data.subset(chosen), evaluation.test_data, attack_iterations,
-                                evaluation_points(attack_iterations), block_size, log=lambda message: None,
-                                keep_trained=draw == 0)
+                                evaluation_points(attack_iterations), block_size, log=_log, keep_trained=draw == 0)
                    for name in attacks_for(method) if name in ADAPTER_ATTACKS]
         draws.append(max(attacks, key=lambda result: result['curve'][-1][1]))
         _log(f'thief with {attack_images} labelled images: draw {draw + 1} of {attack_draws}, mIoU '
@@ -244,7 +243,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
     _log(f'thief with the weights, no data: reading the key off the first convolution, then {weights_search_budget} '
          'evaluations of search')
-    weights = evaluation.weights_only(search_budget=weights_search_budget)
+    weights = evaluation.weights_only(search_budget=weights_search_budget, log=_log)
     # The thief with the weights and a handful of unlabelled images of the domain: the normalisation statistics.
     statistics = evaluation.unlabelled_images([unlabelled_images], climb_budget, relaxed_steps, log=_log)[0] \
         if unlabelled_images else None

@@ -250,7 +250,7 @@ class FrontierStudy:
             self.save()
         # A result from another search budget (or the earlier shuffle-only attack, with no search) is measured again.
         if ((row.get('weights_only') or {}).get('search') or {}).get('budget') != self.weights_search_budget:
-            row['weights_only'] = loaded().weights_only(search_budget=self.weights_search_budget)
+            row['weights_only'] = loaded().weights_only(search_budget=self.weights_search_budget, log=self.log)
             self.save()
         wanted = [dict(images=n, budget=self.climb_budget, relaxed_steps=self.relaxed_steps)
                   for n in self.unlabelled_counts]
@@ -289,7 +289,7 @@ class FrontierStudy:
         result = train_attack(attack, evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
                               evaluation.train_data.subset(chosen), evaluation.test_data, self.attack_iterations,
                               evaluation_points(self.attack_iterations), evaluation.cipher.block_size,
-                              seed=self.seeds[0], log=lambda _: None)
+                              seed=self.seeds[0], log=self.log)
         # The attacker scores along training with its labelled images; the best point is what it keeps.
         best = max(value for _, value in result['curve'])
         self.log(f'{name}: {attack}, k = {k}: mIoU {best:.2f} (best along training)')

@@ -30,7 +30,10 @@ ATTACK_NAMES = dict(adapter='block-wise adapter on the frozen model',
                     scratch='floor: the same architecture from scratch')
 
 
-def _load(name: str) -> Optional[Dict]:
+def _load(name: str):
+    """The results file ``name``, or None; a name with ``*`` gives the list of every file it matches."""
+    if '*' in name:
+        return [json.loads(path.read_text()) for path in sorted(RESULTS_DIR.glob(f'{name}.json'))]
     path = RESULTS_DIR / f'{name}.json'
     return json.loads(path.read_text()) if path.is_file() else None
 
@@ -357,7 +360,45 @@ def device_check(report: Optional[Dict]) -> str:
     return f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}.\n\n{body}'
 
 
+def _model_setting(report: Dict) -> str:
+    """How a reported model was trained, from its config's name."""
+    stem = Path(report['config']).stem
+    notes = [note for token, note in (('-gn', 'group norm in the head (no running statistics)'),
+                                      ('-close', 'negatives close to the key'),
+                                      ('-public', 'trained from public weights')) if stem.endswith(token)
+             or f'{token}-' in stem]
+    return f'{report["method"]}, M = {report["block_size"]}' + (f'; {", ".join(notes)}' if notes else '')
+
+
+def unlabelled_thief(reports: List[Dict]) -> str:
+    """The thief with the weights and N unlabelled images against each model it was run on, next to the key
+    holder and the thief with no data."""
+    if not reports:
+        return 'Not measured yet.'
+    lines = ['| model (key-contrastive training, negatives for a quarter of each batch) | key holder | plain | '
+             'weights only, searched | weights and N unlabelled images: mIoU (share of the key holder), key kept, '
+             'minutes |', '|---|---|---|---|---|']
+    for report in reports:
+        weights = report.get('weights_only') or {}
+        searched = max(v for v in (weights.get('mIoU'), (weights.get('search') or {}).get('mIoU'), 0.0)
+                       if v is not None)
+        thieves = '; '.join(
+            f'N = {t["images"]}: **{t["mIoU"]:.2f}** ({100 * t["mIoU"] / report["authorized_mIoU"]:.0f}%), '
+            f'{t["chosen"]}, {t["seconds"] / 60:.0f}' for t in report.get('unlabelled_images') or [])
+        lines.append(f'| {_model_setting(report)} | {report["authorized_mIoU"]:.2f} | {report["plain_mIoU"]:.2f} | '
+                     f'{searched:.2f} | {thieves} |')
+    first = reports[0]
+    thief = (first.get('unlabelled_images') or [{}])[0]
+    lines += ['', f'Measured by `{first["command"]}` (one model per row, its config and checkpoint in place of the '
+              f'first; `--public-weights` with the unprotected baseline for the row trained from it) on '
+              f'{first["date"]}: {_machine(first)}. Each search climbs at most {thief.get("budget")} evaluations '
+              f'twice and runs {thief.get("relaxed_steps")} relaxed steps; {first["test_images"]} test images; one '
+              'draw of the unlabelled images and one model each (seed 0).']
+    return '\n'.join(lines)
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+    'unlabelled-thief': ('thief_*', unlabelled_thief),
     'protection-frontier': ('protection_frontier', frontier),
     'protection-frontier-provenance': ('protection_frontier', frontier_provenance),
     'protection-frontier-attacks': ('protection_frontier', frontier_attacks),
