@@ -265,10 +265,12 @@ class ProtectionEvaluation:
         public_stem = None if public_weights is None else public_model_stem(public_weights, self.model,
                                                                             self.channel_order)
         order = np.random.default_rng([self.seed, 1]).permutation(len(self.train_data))
-        holdout = [self.train_data.images[i] for i in order[:HOLDOUT_IMAGES]]
+        # A small training split (a test's) still leaves images to search with: at most half of it is held out.
+        held = min(HOLDOUT_IMAGES, max(1, len(order) // 2))
+        holdout = [self.train_data.images[i] for i in order[:held]]
         results = []
         for count in counts:
-            chosen = order[HOLDOUT_IMAGES:HOLDOUT_IMAGES + count]
+            chosen = order[held:held + count]
             log(f'thief with the weights and {len(chosen)} unlabelled images: searching')
             outcome = unlabelled_images_attack(
                 self.model, stem, self.inferencer.method, self.cipher.block_size,

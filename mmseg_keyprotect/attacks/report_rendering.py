@@ -177,10 +177,11 @@ def unlabelled_images_section(results: List[Dict]) -> List[str]:
     if not results:
         return []
     first = results[0]
+    relaxed = 'relaxed, then climbed' in first['candidates']
     lines = ['', '## Weights and unlabelled images (no labels)', '',
              f'A search for a key that works, on N plain images without labels, guided by the model\'s '
-             f'{first["oracle"]}: climbs of at most {first["budget"]} evaluations from the key read off the weights '
-             f'and from a relaxed key fitted by gradient ({first["relaxed_steps"]} steps)'
+             f'{first["oracle"]}: climbs of at most {first["budget"]} evaluations from the key read off the weights'
+             + (f' and from a relaxed key fitted by gradient ({first["relaxed_steps"]} steps)' if relaxed else '')
              + (', the weights read against the public weights the model was trained from' if first['public_weights']
                 else '') + f'; {first["holdout_images"]} other unlabelled images pick the key the thief keeps.', '',
              '| N | candidate | key positions right | NP flips right | pixels placed right | mIoU | kept |',

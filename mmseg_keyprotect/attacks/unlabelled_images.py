@@ -36,6 +36,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from ..crypto.ciphers import FFX_METHODS, BlockCipher, parse_method
 from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
+from ..errors import KeyProtectError
 from ..utils.progress import Progress
 from .weights_only import Stem, estimate_key_from_weights
 
@@ -71,7 +72,9 @@ class StatisticsOracle:
     Args:
         model: the stolen segmentor (an mmseg ``EncoderDecoder``), in eval mode.
         images (Sequence[torch.Tensor]): plain uint8 3xHxW images, channels as
-            the pipeline stores them, all the same size; never labelled.
+            the pipeline stores them, padded to whole blocks (each is cut to the
+            smallest height and width among them, from the top left, which keeps
+            the blocks); never labelled.
         channel_order (str): that channel order (mmcv loads BGR).
     """
 
@@ -79,7 +82,11 @@ class StatisticsOracle:
         self.model = model
         self.layers = normalisation_layers(model)
         self.channel_order = channel_order
-        self.images = torch.stack(list(images))
+        images = list(images)
+        if not images:
+            raise KeyProtectError('the statistics oracle needs at least one unlabelled image')
+        height, width = min(i.shape[-2] for i in images), min(i.shape[-1] for i in images)
+        self.images = torch.stack([image[..., :height, :width] for image in images])
         self.evaluations = 0
 
     @property

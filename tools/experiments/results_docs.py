@@ -391,13 +391,31 @@ def unlabelled_thief(reports: List[Dict]) -> str:
     thief = (first.get('unlabelled_images') or [{}])[0]
     lines += ['', f'Measured by `{first["command"]}` (one model per row, its config and checkpoint in place of the '
               f'first; `--public-weights` with the unprotected baseline for the row trained from it) on '
-              f'{first["date"]}: {_machine(first)}. Each search climbs at most {thief.get("budget")} evaluations '
-              f'twice and runs {thief.get("relaxed_steps")} relaxed steps; {first["test_images"]} test images; one '
+              f'{first["date"]}: {_machine(first)}. Each search climbs at most {thief.get("budget")} evaluations from '
+              f'the key read off the weights and, where the model keeps running statistics, from a relaxed key '
+              f'fitted by gradient ({thief.get("relaxed_steps")} steps); {first["test_images"]} test images; one '
               'draw of the unlabelled images and one model each (seed 0).']
     return '\n'.join(lines)
 
 
+def unlabelled_thief_headline(reports: List[Dict]) -> str:
+    """One sentence for the README: the thief with the weights and unlabelled images against the default model (the
+    first results file)."""
+    if not reports or not reports[0].get('unlabelled_images'):
+        return 'The thief with the weights and unlabelled images: not measured yet.'
+    report = reports[0]
+    holder = report['authorized_mIoU']
+    thieves = report['unlabelled_images']
+    each = ', '.join(f'**{t["mIoU"]:.2f}** with N = {t["images"]} ({100 * t["mIoU"] / holder:.0f}% of the key '
+                     f'holder\'s {holder:.2f}, {t["seconds"] / 60:.0f} minutes)' for t in thieves)
+    return (f'A thief who holds the weights and N plain, unlabelled images of the domain searches for a key on the '
+            f'statistics the model\'s batch norm layers keep: on the default model ({_model_setting(report)}) it '
+            f'gets {each}; measured by `{report["command"]}` on {report["date"]}, {_machine(report)}, one model and '
+            'one draw of the images.')
+
+
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+    'unlabelled-thief-headline': ('thief_*', unlabelled_thief_headline),
     'unlabelled-thief': ('thief_*', unlabelled_thief),
     'protection-frontier': ('protection_frontier', frontier),
     'protection-frontier-provenance': ('protection_frontier', frontier_provenance),
