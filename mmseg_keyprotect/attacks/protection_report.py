@@ -101,6 +101,15 @@ def check_draws(draws: int) -> None:
         raise ConfigError(f'attack draws must be at least 1, got {draws}')
 
 
+def check_unlabelled(counts: Sequence[int], climb_budget: int, relaxed_steps: int) -> None:
+    """Refuse settings of the thief with unlabelled images before any work starts."""
+    if any(count < 1 for count in counts):
+        raise ConfigError(f'unlabelled image counts must be at least 1, got {list(counts)}')
+    if climb_budget < 1 or relaxed_steps < 0:
+        raise ConfigError(f'the climb budget must be at least 1 and the relaxed steps at least 0, got {climb_budget} '
+                          f'and {relaxed_steps}')
+
+
 class ProtectionEvaluation:
     """A protected model, its key and its data, scored under every condition of the report.
 
@@ -365,6 +374,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     started = time.time()
     resolve_sizes(attack_sizes, 10 ** 9)  # a bad size or draw count fails now, not after the long sections
     check_draws(attack_draws)
+    check_unlabelled(unlabelled_counts, climb_budget, relaxed_steps)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')

@@ -280,6 +280,9 @@ def test_evaluate_protection_tool(trained, tmp_path):
     no_draws = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                    '--attack-draws', 0, check=False)
     assert no_draws.returncode != 0 and 'attack draws must be at least 1, got 0' in no_draws.stderr
+    no_images = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
+                    '--unlabelled-images', 0, check=False)
+    assert no_images.returncode != 0 and 'unlabelled image counts must be at least 1, got [0]' in no_images.stderr
 
 
 def test_a_protected_run_leaves_only_locked_checkpoints(trained):

@@ -206,7 +206,7 @@ class FrontierStudy:
         row = self.state['variants'].setdefault(variant.name, dict(
             method=variant.method, block_size=variant.block_size, key_contrastive=variant.key_contrastive,
             negatives=variant.negatives))
-        config = variant_config(variant, self.work_dir)
+        config = variant_config(variant, self.work_dir, self.iterations)
         started = time.time()
         for seed in seeds or self.seeds[:1]:
             value = self._authorized(row, config, variant.stem, seed, self.key_file,
@@ -261,7 +261,8 @@ class FrontierStudy:
                                    'evaluations', 'seconds', 'candidates')}
                 for r in loaded().unlabelled_images(
                     self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
-                    str(public_weights(self.work_dir)) if 'public' in variant.model_options else None, self.log)]
+                    str(public_weights(self.work_dir, self.iterations)) if 'public' in variant.model_options else None,
+                    self.log)]
             self.save()
         plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
                 for attack in attacks_for(variant.method) if attack != 'scratch']

@@ -360,13 +360,19 @@ def device_check(report: Optional[Dict]) -> str:
     return f'Measured by `{report["command"]}` on {report["date"]}: {_machine(report)}.\n\n{body}'
 
 
+#: What a frontier model option in a config's name changes (see ``runs.MODEL_OPTIONS`` and ``parse_negatives``).
+SETTING_NOTES = (('-gn', 'group norm in the head (no running statistics)'), ('-close', 'negatives close to the key'),
+                 ('-public', 'trained from public weights'))
+
+
+def _setting_notes(report: Dict) -> List[str]:
+    stem = Path(report['config']).stem
+    return [note for token, note in SETTING_NOTES if stem.endswith(token) or f'{token}-' in stem]
+
+
 def _model_setting(report: Dict) -> str:
     """How a reported model was trained, from its config's name."""
-    stem = Path(report['config']).stem
-    notes = [note for token, note in (('-gn', 'group norm in the head (no running statistics)'),
-                                      ('-close', 'negatives close to the key'),
-                                      ('-public', 'trained from public weights')) if stem.endswith(token)
-             or f'{token}-' in stem]
+    notes = _setting_notes(report)
     return f'{report["method"]}, M = {report["block_size"]}' + (f'; {", ".join(notes)}' if notes else '')
 
 
@@ -387,7 +393,7 @@ def unlabelled_thief(reports: List[Dict]) -> str:
             f'{t["chosen"]}, {t["seconds"] / 60:.0f}' for t in report.get('unlabelled_images') or [])
         lines.append(f'| {_model_setting(report)} | {report["authorized_mIoU"]:.2f} | {report["plain_mIoU"]:.2f} | '
                      f'{searched:.2f} | {thieves} |')
-    first = reports[0]
+    first = next((r for r in reports if not _setting_notes(r)), reports[0])
     thief = (first.get('unlabelled_images') or [{}])[0]
     lines += ['', f'Measured by `{first["command"]}` (one model per row, its config and checkpoint in place of the '
               f'first; `--public-weights` with the unprotected baseline for the row trained from it) on '
@@ -400,10 +406,11 @@ def unlabelled_thief(reports: List[Dict]) -> str:
 
 def unlabelled_thief_headline(reports: List[Dict]) -> str:
     """One sentence for the README: the thief with the weights and unlabelled images against the default model (the
-    first results file)."""
-    if not reports or not reports[0].get('unlabelled_images'):
-        return 'The thief with the weights and unlabelled images: not measured yet.'
-    report = reports[0]
+    results file of a config with no frontier option in its name)."""
+    report = next((r for r in reports if not _setting_notes(r) and r.get('unlabelled_images')), None)
+    if report is None:
+        return 'The thief with the weights and unlabelled images on the default model: not measured yet.'
+
     holder = report['authorized_mIoU']
     thieves = report['unlabelled_images']
     each = ', '.join(f'**{t["mIoU"]:.2f}** with N = {t["images"]} ({100 * t["mIoU"] / holder:.0f}% of the key '

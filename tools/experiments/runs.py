@@ -168,7 +168,7 @@ class _TrainingProgress(Hook):
 
 
 
-def variant_config(variant: Variant, out_dir: Path) -> Path:
+def variant_config(variant: Variant, out_dir: Path, iterations: int = 1000) -> Path:
     """The protected config of a variant: the committed one when it exists, else written under ``out_dir`` from
     the baseline by :func:`~mmseg_keyprotect.config.protect_config` (as the committed ones were)."""
     committed = CONFIG_DIR / f'{variant.stem}.py'
@@ -179,16 +179,16 @@ def variant_config(variant: Variant, out_dir: Path) -> Path:
     if 'gn' in variant.model_options:
         cfg.model.decode_head.norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
     if 'public' in variant.model_options:
-        cfg.load_from = str(public_weights(out_dir))
+        cfg.load_from = str(public_weights(out_dir, iterations))
     path = out_dir / 'configs' / f'{variant.stem}.py'
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
     return path
 
 
-def public_weights(work_dir: Path) -> Path:
+def public_weights(work_dir: Path, iterations: int = 1000) -> Path:
     """The weights that stand for public ones: the unprotected baseline's, seed 0 (trained first by the studies)."""
-    return run_dir(work_dir, BASELINE) / 'iter_1000.pth'
+    return run_dir(work_dir, BASELINE) / f'iter_{iterations}.pth'
 
 
 #: Negatives that include keys close to the key (:func:`~mmseg_keyprotect.crypto.near_keys.close_key`).
