@@ -14,8 +14,8 @@ def test_every_results_block_matches_its_results_file():
         assert body == render(name), f'{path}: table {name} is stale (python tools/update_results_docs.py)'
 
 
-@pytest.mark.parametrize('name', sorted({results for results, _ in RENDERERS.values()
-                                          if (RESULTS_DIR / f'{results}.json').is_file()}))
+@pytest.mark.parametrize('name', sorted({path.stem for results, _ in RENDERERS.values()
+                                          for path in RESULTS_DIR.glob(f'{results}.json')}))
 def test_results_files_say_how_they_were_measured(name):
     report = json.loads((RESULTS_DIR / f'{name}.json').read_text())
     assert report['command'].startswith('python tools/') and re.fullmatch(r'\d{4}-\d{2}-\d{2}', report['date'])
@@ -28,6 +28,23 @@ def test_markdown_numbers_sit_only_in_results_blocks():
         text = re.sub(r'<!-- results:([\w-]+) -->.*?<!-- /results:\1 -->', '', path.read_text(), flags=re.S)
         tables = [line for line in text.splitlines() if line.startswith('|') and re.search(r'\d+\.\d\d', line)]
         assert not tables, f'{path}: table rows with numbers outside results blocks: {tables[:2]}'
+
+
+def test_the_unlabelled_thief_headline_is_the_default_models():
+    from mmseg_keyprotect_experiments.results_docs import unlabelled_thief, unlabelled_thief_headline
+    report = dict(config='configs/x_shuffle-np-m4-kc0.1-share0.25.py', method='shuffle+np', block_size=4,
+                  authorized_mIoU=80.0, plain_mIoU=10.0, test_images=100, command='python tools/evaluate_protection.py',
+                  date='2026-12-04', machine=dict(cores=2, cpu='CPU', torch='2.13.0', gpu=None),
+                  weights_only=dict(mIoU=20.0, search=dict(mIoU=30.0)),
+                  unlabelled_images=[dict(images=8, mIoU=40.0, chosen='climbed', seconds=600.0, budget=10,
+                                          relaxed_steps=2)])
+    defence = dict(report, config='configs/x_shuffle-np-m4-kc0.1-share0.25-gn.py')
+    assert 'not measured yet' in unlabelled_thief_headline([defence])
+    headline = unlabelled_thief_headline([defence, report])
+    assert '**40.00** with N = 8 (50% of the key holder\'s 80.00)' in headline
+    table = unlabelled_thief([report, defence])
+    assert '| shuffle+np, M = 4; group norm in the head (no running statistics) | 80.00 | 10.00 | 30.00 |' in table
+    assert unlabelled_thief([]) == 'Not measured yet.'
 
 
 def test_the_update_tool_checks_without_writing():

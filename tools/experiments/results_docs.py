@@ -376,6 +376,12 @@ def _model_setting(report: Dict) -> str:
     return f'{report["method"]}, M = {report["block_size"]}' + (f'; {", ".join(notes)}' if notes else '')
 
 
+def _best_candidate(thief: Dict) -> str:
+    """The best candidate's mIoU when the label-free pick kept another one."""
+    best = max(thief.get('candidates', {}).values(), key=lambda c: c['mIoU'], default=None)
+    return f' (its best candidate: {best["mIoU"]:.2f})' if best and best['mIoU'] > thief['mIoU'] else ''
+
+
 def unlabelled_thief(reports: List[Dict]) -> str:
     """The thief with the weights and N unlabelled images against each model it was run on, next to the key
     holder and the thief with no data."""
@@ -390,7 +396,8 @@ def unlabelled_thief(reports: List[Dict]) -> str:
                        if v is not None)
         thieves = '; '.join(
             f'N = {t["images"]}: **{t["mIoU"]:.2f}** ({100 * t["mIoU"] / report["authorized_mIoU"]:.0f}%), '
-            f'{t["chosen"]}, {t["seconds"] / 60:.0f}' for t in report.get('unlabelled_images') or [])
+            f'{t["chosen"]}{_best_candidate(t)}, {t["seconds"] / 60:.0f}'
+            for t in report.get('unlabelled_images') or [])
         lines.append(f'| {_model_setting(report)} | {report["authorized_mIoU"]:.2f} | {report["plain_mIoU"]:.2f} | '
                      f'{searched:.2f} | {thieves} |')
     first = next((r for r in reports if not _setting_notes(r)), reports[0])
@@ -400,7 +407,8 @@ def unlabelled_thief(reports: List[Dict]) -> str:
               f'{first["date"]}: {_machine(first)}. Each search climbs at most {thief.get("budget")} evaluations from '
               f'the key read off the weights and, where the model keeps running statistics, from a relaxed key '
               f'fitted by gradient ({thief.get("relaxed_steps")} steps); {first["test_images"]} test images; one '
-              'draw of the unlabelled images and one model each (seed 0).']
+              'draw of the unlabelled images and one model each (seed 0). The minutes were taken with two or three '
+              'such runs sharing the two cores, so they overstate what a run alone takes.']
     return '\n'.join(lines)
 
 
@@ -414,11 +422,13 @@ def unlabelled_thief_headline(reports: List[Dict]) -> str:
     holder = report['authorized_mIoU']
     thieves = report['unlabelled_images']
     each = ', '.join(f'**{t["mIoU"]:.2f}** with N = {t["images"]} ({100 * t["mIoU"] / holder:.0f}% of the key '
-                     f'holder\'s {holder:.2f}, {t["seconds"] / 60:.0f} minutes)' for t in thieves)
+                     f'holder\'s {holder:.2f})' for t in thieves)
     return (f'A thief who holds the weights and N plain, unlabelled images of the domain searches for a key on the '
             f'statistics the model\'s batch norm layers keep: on the default model ({_model_setting(report)}) it '
-            f'gets {each}; measured by `{report["command"]}` on {report["date"]}, {_machine(report)}, one model and '
-            'one draw of the images.')
+            f'gets {each}. Measured by the protection report (`tools/evaluate_protection.py --unlabelled-images '
+            f'{" ".join(str(t["images"]) for t in thieves)}`) on {report["date"]}, {_machine(report)}, on one model '
+            'and one draw of the images; [results](docs/en/results.md#the-thief-with-the-weights-and-unlabelled-images)'
+            ' has the command.')
 
 
 RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
