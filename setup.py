@@ -6,6 +6,8 @@ alone cannot order), so install_requires only states what this package imports.
 
 Like mmseg, a wheel carries the configs and tools as package data under
 ``mmseg_keyprotect/.mim/``; an editable install reads them from the checkout.
+The experiments behind the docs' numbers are not part of the product: they
+are a project of their own in tools/experiments/, installed from a checkout.
 """
 import shutil
 from pathlib import Path
@@ -14,7 +16,6 @@ from setuptools import find_packages, setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-EXPERIMENTS = 'mmseg_keyprotect_experiments'
 version = {}
 exec((ROOT / 'mmseg_keyprotect' / 'version.py').read_text(), version)
 
@@ -29,7 +30,7 @@ class BuildPyWithMim(build_py):
         mim = Path(self.build_lib) / 'mmseg_keyprotect' / '.mim'
         for name in ('configs', 'tools'):
             shutil.copytree(ROOT / name, mim / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc', 'experiments'))
 
 
 setup(
@@ -40,11 +41,7 @@ setup(
     long_description_content_type='text/markdown',
     license='Apache-2.0',
     python_requires='>=3.8',
-    # The experiments behind the docs' numbers are a package of their own, over the public API; their command
-    # lines are in tools/. It lives in tools/experiments/ and installs as mmseg_keyprotect_experiments.
-    packages=find_packages(include=['mmseg_keyprotect', 'mmseg_keyprotect.*']) + [EXPERIMENTS],
-    package_dir={EXPERIMENTS: 'tools/experiments'},
-    package_data={EXPERIMENTS: ['*.json']},
+    packages=find_packages(include=['mmseg_keyprotect', 'mmseg_keyprotect.*']),
     cmdclass={'build_py': BuildPyWithMim},
     install_requires=['numpy', 'pyffx>=0.3', 'cryptography>=42', 'mmsegmentation>=1.2.2,<1.3', 'mmengine>=0.10,<0.11',
                       'mmcv>=2.0.0,<2.2.0', 'torch', 'pyyaml'],

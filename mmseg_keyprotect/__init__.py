@@ -6,8 +6,8 @@ Importing it changes these global things, and nothing else:
 
 * mmseg's registries gain ``BlockwiseEncrypt``, ``ShapesDataset``, the data
   preprocessors ``KeyProtectDataPreProcessor`` and
-  ``KeyContrastiveDataPreProcessor``, the key-contrastive segmentors and
-  ``KeyProtectHook``;
+  ``KeyContrastiveDataPreProcessor``, the key-contrastive segmentors,
+  ``KeyProtectHook`` and ``CheckpointKeyHook``;
 * ``PackSegInputs`` in mmseg's transform registry becomes the plugin's
   subclass, which also keeps the ``padding_size`` record of
   ``BlockwiseEncrypt`` (no mmseg transform writes that key, so every other
@@ -26,7 +26,7 @@ from .checkpoint import allow_checkpoint_globals
 from .config import check_config, protect_config
 from .crypto import BlockCipher, load_key, parse_method, write_password_key, write_random_key
 from .datasets import BlockwiseEncrypt, ShapesDataset
-from .engine import KeyProtectHook
+from .engine import CheckpointKeyHook, KeyProtectHook
 from .errors import ConfigError, ImageFormatError, KeyFileError, KeyProtectError
 from .models import KeyProtectDataPreProcessor
 from .version import __version__
@@ -34,7 +34,8 @@ from .version import __version__
 allow_checkpoint_globals()
 
 __all__ = [
-    '__version__', 'BlockCipher', 'BlockwiseEncrypt', 'ConfigError', 'ImageFormatError', 'KeyFileError',
-    'KeyProtectDataPreProcessor', 'KeyProtectError', 'KeyProtectHook', 'ShapesDataset', 'check_config', 'load_key',
+    '__version__', 'BlockCipher', 'BlockwiseEncrypt', 'CheckpointKeyHook', 'ConfigError', 'ImageFormatError',
+    'KeyFileError', 'KeyProtectDataPreProcessor', 'KeyProtectError', 'KeyProtectHook', 'ShapesDataset', 'check_config',
+    'load_key',
     'parse_method', 'protect_config', 'write_password_key', 'write_random_key'
 ]

@@ -44,7 +44,7 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     over the published file, so ``tools/zoo.py verify`` needs no key.
     """
     locked = is_locked(checkpoint)
-    run_key = RunKey.current(key_file) if locked else None
+    run_key = (RunKey.current() if key_file is None else RunKey.load(key_file)) if locked else None
     state = plain_dict(load_local_checkpoint(str(checkpoint), map_location='cpu'))
     for key in TRAINING_STATE:
         state.pop(key, None)

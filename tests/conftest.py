@@ -7,7 +7,7 @@ from mmseg.utils import register_all_modules
 
 import mmseg_keyprotect  # noqa: F401
 from mmseg_keyprotect.crypto import RunKey
-from mmseg_keyprotect.crypto.keys import write_random_key
+from mmseg_keyprotect.crypto.key_files import write_random_key
 
 # Tests build pipelines with mmcv's Compose, which looks types up in the default scope.
 register_all_modules(init_default_scope=True)

@@ -103,8 +103,8 @@ fi
 
 CURRENT_STEP="mmseg-keyprotect"
 if ! installed mmseg-keyprotect || ! "$PY" -c 'import mmseg_keyprotect, mmseg_keyprotect_experiments' 2>/dev/null; then
-    step "installing mmseg-keyprotect in develop mode"
-    "${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT"
+    step "installing mmseg-keyprotect and its experiments (tools/experiments) in develop mode"
+    "${PIP[@]}" install --no-build-isolation --no-deps -e "$ROOT" -e "$ROOT/tools/experiments"
 fi
 
 CURRENT_STEP="import check"

@@ -17,19 +17,16 @@ import stat
 import sys
 
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
-from mmseg_keyprotect.crypto.keys import (
-    LEGACY_DEFAULT_PASSWORD,
-    LEGACY_PASSWORD_ENV,
-    PASSWORD_ENV,
+from mmseg_keyprotect.crypto.key_files import (
     export_arrays,
     load_key,
-    normalise_password,
-    shown_fingerprint,
     write_legacy_key,
     write_password_key,
     write_private_json,
     write_random_key,
 )
+from mmseg_keyprotect.crypto.keys import LEGACY_DEFAULT_PASSWORD, shown_fingerprint
+from mmseg_keyprotect.crypto.passwords import LEGACY_PASSWORD_ENV, PASSWORD_ENV, normalise_password
 from mmseg_keyprotect.errors import KeyProtectError
 
 

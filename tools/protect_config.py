@@ -18,7 +18,11 @@ from mmseg_keyprotect.config import (
     write_leaf_config,
 )
 from mmseg_keyprotect.crypto import RunKey
+from mmseg_keyprotect.engine import KeyProtectHook
 from mmseg_keyprotect.errors import KeyProtectError
+from mmseg_keyprotect.models import KeyContrastiveDataPreProcessor, KeyContrastiveEncoderDecoder
+from mmseg_keyprotect.models.segmentors.key_contrastive import NEGATIVE_STATISTICS
+from mmseg_keyprotect.utils.signatures import own_arguments
 
 
 def parse_args():
@@ -30,7 +34,8 @@ def parse_args():
                         help=f'block size M (default {DEFAULT_BLOCK_SIZE})')
     parser.add_argument('--key-file', help='check this key file against the setting and name it in the config (the '
                         'path only; default: the key is named at run time by --key-file or $KEYPROTECT_KEY_FILE)')
-    parser.add_argument('--num-wrong-keys', type=int, default=2, help='random wrong keys evaluated at validation')
+    parser.add_argument('--num-wrong-keys', type=int, help='random wrong keys evaluated at validation (default '
+                        f'{own_arguments(KeyProtectHook)["num_wrong_keys"]})')
     parser.add_argument('--on-device', action='store_true',
                         help='encrypt whole batches on the model device (KeyProtectDataPreProcessor)')
     contrastive = parser.add_mutually_exclusive_group()
@@ -40,16 +45,17 @@ def parse_args():
                              f'(default {KEY_CONTRASTIVE_WEIGHT})' + (' (on by default)' if DEFAULT_KEY_CONTRASTIVE
                                                                        else ''))
     contrastive.add_argument('--no-key-contrastive', action='store_true', help='ordinary protected training')
+    defaults = {**own_arguments(KeyContrastiveDataPreProcessor), **own_arguments(KeyContrastiveEncoderDecoder),
+                **KEY_CONTRASTIVE_NEGATIVES}
     parser.add_argument('--negative-share', type=float,
                         help='key-contrastive: share of each batch that gets a negative copy (default '
-                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_share", 1):g})')
+                             f'{defaults["negative_share"]:g})')
     parser.add_argument('--negative-interval', type=int,
                         help='key-contrastive: add negatives at every n-th iteration only (default '
-                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_interval", 1)})')
-    parser.add_argument('--negative-statistics', choices=['batch', 'running'],
+                             f'{defaults["negative_interval"]})')
+    parser.add_argument('--negative-statistics', choices=list(NEGATIVE_STATISTICS),
                         help="key-contrastive: batch norm on the negatives uses their batch's statistics or the "
-                             'running ones, as at deployment (default '
-                             f'{KEY_CONTRASTIVE_NEGATIVES.get("negative_statistics", "batch")})')
+                             f'running ones, as at deployment (default {defaults["negative_statistics"]})')
     parser.add_argument('-o', '--output', required=True, help='protected config to write')
     parser.add_argument('--force', action='store_true', help='overwrite the output')
     return parser.parse_args()

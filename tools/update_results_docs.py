@@ -8,22 +8,27 @@ written by the commands named in each table's text (tools/demo.py
 --check only reports stale tables and exits non-zero if there are any.
 """
 import argparse
+from pathlib import Path
 
-from mmseg_keyprotect_experiments.results_docs import DOCUMENTS, REPO, blocks, render, update
+from mmseg_keyprotect_experiments.results_docs import RESULTS_DIR, blocks, documents, render, update
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main():
     parser = argparse.ArgumentParser(description='Regenerate the result tables of the docs from results files')
     parser.add_argument('--check', action='store_true', help='report stale tables instead of rewriting them')
     args = parser.parse_args()
-    stale = [(path, name) for path in DOCUMENTS for name, body in blocks(path) if body != render(name)]
+    results_dir = ROOT / RESULTS_DIR
+    stale = [(path, name) for path in documents(ROOT) for name, body in blocks(path)
+             if body != render(name, results_dir)]
     if args.check:
         for path, name in stale:
-            print(f'stale: {path.relative_to(REPO)}: {name}')
+            print(f'stale: {path.relative_to(ROOT)}: {name}')
         raise SystemExit(1 if stale else 0)
-    for path in DOCUMENTS:
-        if update(path):
-            print(f'updated {path.relative_to(REPO)}')
+    for path in documents(ROOT):
+        if update(path, results_dir):
+            print(f'updated {path.relative_to(ROOT)}')
 
 
 if __name__ == '__main__':

@@ -16,4 +16,5 @@ model = dict(
     type='KeyContrastiveEncoderDecoder',
     negative_weight=0.1,
     data_preprocessor=dict(type='KeyContrastiveDataPreProcessor', method='np', block_size=4, on_device=False))
-custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
+custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]

@@ -12,4 +12,5 @@ tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
-custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
+custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]

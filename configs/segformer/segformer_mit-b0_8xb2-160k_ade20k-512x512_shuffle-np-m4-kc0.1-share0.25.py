@@ -21,4 +21,5 @@ model = dict(
         block_size=4,
         on_device=False,
         negative_share=0.25))
-custom_hooks = [dict(type='KeyProtectHook', num_wrong_keys=2, evaluate_plain=True)]
+default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
+custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]

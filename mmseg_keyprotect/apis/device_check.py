@@ -33,9 +33,9 @@ import torch
 
 from ..config.loading import load_config
 from ..config.protect import protect_config
-from ..crypto.keys import write_random_key
+from ..crypto.ciphers import DEFAULT_BLOCK_SIZE, DEFAULT_CHANNEL_ORDER, DEFAULT_METHOD
+from ..crypto.key_files import write_random_key
 from ..crypto.run_key import RunKey
-from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
 from ..utils import machine
 
 CHAINS = ('shuffle', 'np', 'ffx', 'ffx8', 'shuffle+np', 'np+ffx', 'np+ffx8', 'shuffle+np+ffx')
@@ -150,7 +150,8 @@ def _batch(count: int, crop, num_classes: int, rng: np.random.Generator):
     return images, samples
 
 
-def iteration_times(device: str, models: Sequence[str] = tuple(MODELS), method: str = 'np', block_size: int = 4,
+def iteration_times(device: str, models: Sequence[str] = tuple(MODELS), method: str = DEFAULT_METHOD,
+                    block_size: int = DEFAULT_BLOCK_SIZE,
                     rounds: int = 5, iterations: int = 5, crop: Optional[Sequence[int]] = None,
                     batch_size: Optional[int] = None, seed: int = 0) -> List[Dict]:
     """Seconds per training iteration and peak memory of each model in each mode (see the module docstring).
@@ -205,7 +206,8 @@ def iteration_times(device: str, models: Sequence[str] = tuple(MODELS), method: 
     return rows
 
 
-def check_device(device: str = 'cpu', quick: bool = False, method: str = 'np', block_size: int = 4,
+def check_device(device: str = 'cpu', quick: bool = False, method: str = DEFAULT_METHOD,
+                 block_size: int = DEFAULT_BLOCK_SIZE,
                  rounds: Optional[int] = None, iterations: Optional[int] = None,
                  models: Sequence[str] = tuple(MODELS)) -> Dict:
     """The whole report (see the module docstring).
@@ -224,13 +226,15 @@ def check_device(device: str = 'cpu', quick: bool = False, method: str = 'np', b
     iterations = iterations or (1 if quick else 5)
     with tempfile.TemporaryDirectory() as folder, DefaultScope.overwrite_default_scope('mmseg'):
         write_random_key(Path(folder) / 'check.key')
-        run_key = RunKey.load(str(Path(folder) / 'check.key'))
+        previous = RunKey.current() if RunKey._instance_dict else None
+        RunKey.load(str(Path(folder) / 'check.key'))  # the check's own key, the run's while it lasts
         identity_shape = (2, 32, 64) if quick else (8, 512, 1024)
         with torch.no_grad():
             identity = encryption_identity(device, identity_shape)
         timings = iteration_times(device, models, method, block_size, rounds, iterations,
                                   crop=(64, 64) if quick else None, batch_size=2 if quick else None)
-        RunKey.forget(run_key)
+        if previous is not None:
+            RunKey.load(previous.source)
     # An autocast dtype the device lacks is reported as such, not counted as a difference.
     differences = [row for row in identity if not row['identical'] or any(
         row.get(f'autocast_{dtype}') is False for dtype in AMP_DTYPES)]

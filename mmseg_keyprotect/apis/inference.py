@@ -25,8 +25,9 @@ from ..checkpoint.locked import LockedCheckpointError, is_locked
 from ..checkpoint.record import CHECKPOINT_META_KEY, check_checkpoint_key, check_record_settings
 from ..config.check import pipeline_encryption
 from ..config.loading import load_config
-from ..config.pipelines import ENCRYPT, PACK, encrypt_settings
+from ..config.pipelines import ENCRYPT, PACK, encrypt_settings, transform_type
 from ..crypto.ciphers import FFX_DOMAIN, BlockCipher
+from ..crypto.conditions import Condition, condition_cipher, encrypt_batch
 from ..crypto.run_key import RunKey
 from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError, ImageFormatError
@@ -39,9 +40,11 @@ SMALL_IMAGE_SIDE = 64
 class ProtectedInferencer(MMSegInferencer):
     """:class:`~mmseg.apis.MMSegInferencer` for a protected model.
 
-    The test pipeline of the config encrypts each image with the key right
-    before packing, exactly as in testing; prediction, visualisation and output
-    files are mmseg's, except that predictions are named after their images.
+    The test pipeline of the config pads each image to whole blocks right
+    before packing, and each batch is encrypted with the key (or the call's
+    condition) before the network: the inputs of testing, bit for bit.
+    Prediction, visualisation and output files are mmseg's, except that
+    predictions are named after their images.
     Array inputs are BGR, as everywhere in mmseg.
 
     Args:
@@ -75,8 +78,10 @@ class ProtectedInferencer(MMSegInferencer):
                               '(tools/protect_config.py makes one)')
         resolved = transform_settings(settings[0])
         self.method, self.block_size = resolved['method'], resolved['block_size']
+        self.channel_order = resolved['channel_order']
         self.encrypted_input = encrypted_input
         self.cipher: Optional[BlockCipher] = None
+        self._active: Optional[BlockCipher] = None  # the cipher of the call in progress
         self.run_key: Optional[RunKey] = None
         self.record = None
         if not encrypted_input:
@@ -112,9 +117,11 @@ class ProtectedInferencer(MMSegInferencer):
         if self.encrypted_input:
             return Compose([self._load_encrypted, dict(type=PACK)])
         # mmseg edits the pipeline it is given; the model's config keeps its own (annotations included).
-        pipeline = super()._init_pipeline(copy.deepcopy(cfg))
-        self._encrypt = next(t for t in pipeline.transforms if type(t).__name__ == ENCRYPT)
-        return pipeline
+        cfg = copy.deepcopy(cfg)
+        for step in cfg.test_dataloader.dataset.pipeline:
+            if transform_type(step) == ENCRYPT:
+                step['on_device'] = True  # pad to whole blocks only: forward() encrypts under the call's condition
+        return super()._init_pipeline(cfg)
 
     def _load_encrypted(self, single_input: Union[str, np.ndarray]) -> dict:
         """An already encrypted image, as the client wrote it, checked for whole blocks and its value range."""
@@ -152,7 +159,7 @@ class ProtectedInferencer(MMSegInferencer):
         self.input_names = [Path(i).stem if isinstance(i, str) else None for i in listed]
         return listed
 
-    def __call__(self, inputs, cipher: Union[str, BlockCipher, None] = 'key', **kwargs):
+    def __call__(self, inputs, cipher: Condition = 'key', **kwargs):
         """Predict, as ``MMSegInferencer.__call__``, with the key or another condition.
 
         Args:
@@ -164,18 +171,11 @@ class ProtectedInferencer(MMSegInferencer):
             **kwargs: ``return_datasamples``, ``batch_size``, ``out_dir``,
                 ``opacity``, ... as for ``MMSegInferencer``.
         """
-        if self.encrypted_input:
-            return super().__call__(inputs, **kwargs)
-        chosen = self.cipher if cipher == 'key' else None if cipher == 'plain' else cipher
-        if chosen is not None and not isinstance(chosen, BlockCipher):
-            raise ValueError(f"cipher must be 'key', 'plain' or a BlockCipher, got {cipher!r}")
-        self._encrypt.cipher = chosen
-        try:
-            return super().__call__(inputs, **kwargs)
-        finally:
-            self._encrypt.cipher = self.cipher
+        self._active = None if self.encrypted_input else condition_cipher(cipher, self.cipher)
+        return super().__call__(inputs, **kwargs)
 
     def forward(self, inputs, **kwargs):
+        inputs = dict(inputs, inputs=encrypt_batch(inputs['inputs'], self._active, self.channel_order))
         try:
             return super().forward(inputs, **kwargs)
         except RuntimeError as error:

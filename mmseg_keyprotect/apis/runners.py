@@ -11,9 +11,10 @@ from typing import Optional
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from ..checkpoint.mmengine_io import LOCKED_BACKEND_ARGS, writes_locked_checkpoints
 from ..config.check import check_config
 from ..config.loading import resolve_config_path
-from ..config.pipelines import HOOK, encrypt_settings, preprocessor_encrypts, transform_type
+from ..config.pipelines import CHECKPOINT_HOOK, HOOK, encrypt_settings, preprocessor_encrypts, transform_type
 from ..crypto.run_key import RunKey
 from ..datasets.transforms.blockwise_encrypt import transform_settings
 from ..errors import ConfigError
@@ -26,8 +27,8 @@ def prepare_run_key(cfg: Config, key_file: Optional[str] = None, training: bool 
     pipelines must all be protected alike; the key is ``key_file``, else the
     one the config names, else ``$KEYPROTECT_KEY_FILE``; it must have a
     sub-key for every method and block size the config uses (an exported-array
-    key holds one); and a training run that writes locked checkpoints (the
-    hook's default) needs a key with secret material to lock them with.
+    key holds one); and a training run that writes locked checkpoints (what
+    protected configs do) needs a key with secret material to lock them with.
 
     Raises:
         ConfigError: pipelines that disagree, or two key files named.
@@ -49,10 +50,26 @@ def prepare_run_key(cfg: Config, key_file: Optional[str] = None, training: bool 
     run_key = RunKey.load(key_file if key_file is not None else next(iter(named), None))
     for setting in {(s['method'], s['block_size']) for s in resolved}:
         run_key.cipher(*setting)
-    hook = next((h for h in cfg.get('custom_hooks') or [] if transform_type(h) == HOOK), None)
-    if training and hook is not None and hook.get('lock_checkpoints', True):
+    if training and writes_locked_checkpoints(cfg):
         run_key.require_lockable()
     return run_key
+
+
+def complete_protected_config(cfg: Config) -> None:
+    """Give a protected config written by an earlier version what :func:`~mmseg_keyprotect.config.protect_config`
+    now writes: the checkpoint key hook, and checkpoints written locked unless its hook said otherwise.
+
+    Configs that name the checkpoint backend themselves, or that have no ``KeyProtectHook``, are left as they are.
+    """
+    hooks = cfg.get('custom_hooks') or []
+    hook = next((h for h in hooks if transform_type(h) == HOOK), None)
+    if hook is None or any(transform_type(h) == CHECKPOINT_HOOK for h in hooks):
+        return
+    locked = hook.pop('lock_checkpoints', True)
+    cfg.custom_hooks = list(hooks) + [dict(type=CHECKPOINT_HOOK)]
+    checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint')
+    if checkpoint_hook is not None and 'backend_args' not in checkpoint_hook:
+        checkpoint_hook['backend_args'] = dict(LOCKED_BACKEND_ARGS) if locked else None
 
 
 def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: str = 'none',
@@ -66,6 +83,7 @@ def load_run_config(config: str, cfg_options: Optional[dict] = None, launcher: s
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('./work_dirs', osp.splitext(osp.basename(str(config)))[0])
+    complete_protected_config(cfg)
     return cfg
 
 

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from ..crypto.ciphers import BlockCipher
+from ..crypto.conditions import encrypt_batch
 from ..utils.progress import Progress
-from .labelled_images import LabelledImages, encrypt_with, predict
+from .labelled_images import LabelledImages, predict
 
 ORACLES = ('mutual_information', 'confidence', 'negative_entropy')
 SEARCH_ORACLE = 'mutual_information'
@@ -39,10 +40,9 @@ def oracle_values(model, images: LabelledImages, cipher: Optional[BlockCipher],
     """
     was_training = model.training
     model.eval()
-    condition = encrypt_with(cipher)
     probability_sum, entropy_sum, confidence_sum, pixels = 0.0, 0.0, 0.0, 0
     for start in range(0, len(images), batch_size):
-        batch = dict(inputs=[condition(image) for image in images.images[start:start + batch_size]],
+        batch = dict(inputs=encrypt_batch(images.images[start:start + batch_size], cipher),
                      data_samples=images.samples[start:start + batch_size])
         for sample in predict(model, batch):
             logits = sample.seg_logits.data.float()

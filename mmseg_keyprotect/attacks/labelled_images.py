@@ -7,7 +7,7 @@ every condition sees exactly the same pixels.
 """
 import copy
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import List, Optional
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from mmseg.registry import DATASETS
 
 from ..config.pipelines import ENCRYPT, transform_type
 from ..crypto.ciphers import BlockCipher
-from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
+from ..crypto.conditions import encrypt_batch
 from ..errors import ConfigError
 from .metrics import IoUAccumulator
 
@@ -99,25 +99,15 @@ def load_labelled_images(dataset_cfg: dict, count: Optional[int] = None, seed: i
     return LabelledImages(images, samples)
 
 
-def encrypt_with(cipher: Optional[BlockCipher],
-                 channel_order: str = DEFAULT_CHANNEL_ORDER) -> Callable[[torch.Tensor], torch.Tensor]:
-    """An input condition: encrypt each image (channels as the pipeline stores them) with ``cipher``
-    (``None``: leave it plain)."""
-    if cipher is None:
-        return lambda image: image
-    return lambda image: cipher.encrypt_tensor(image[None], channel_order)[0]
-
-
 @torch.no_grad()
-def score(model, data: LabelledImages, condition: Callable[[torch.Tensor], torch.Tensor] = encrypt_with(None),
+def score(model, data: LabelledImages, cipher: Optional[BlockCipher] = None,
           adapter: Optional[torch.nn.Module] = None, batch_size: int = 8) -> float:
-    """mIoU of ``model`` on ``data`` with each image passed through ``condition``.
+    """mIoU of ``model`` on ``data`` encrypted with ``cipher`` (``None``: plain).
 
     Args:
         model: an mmseg segmentor.
         data (LabelledImages): plain images and labels.
-        condition (callable): uint8 3xHxW -> model input (for example
-            :func:`encrypt_with` a key).
+        cipher (BlockCipher, optional): the condition's cipher.
         adapter (torch.nn.Module, optional): applied to the normalised batch
             before the network (the block-wise adapter attack).
     """
@@ -125,7 +115,7 @@ def score(model, data: LabelledImages, condition: Callable[[torch.Tensor], torch
     model.eval()
     accumulator = IoUAccumulator(len(model.dataset_meta['classes']))
     for start in range(0, len(data), batch_size):
-        batch = dict(inputs=[condition(image) for image in data.images[start:start + batch_size]],
+        batch = dict(inputs=encrypt_batch(data.images[start:start + batch_size], cipher),
                      data_samples=data.samples[start:start + batch_size])
         for prediction in predict(model, batch, adapter):
             accumulator.add(prediction.pred_sem_seg.data, prediction.gt_sem_seg.data)

@@ -160,6 +160,55 @@ def _learning_rate_factor(iteration: int, iterations: int) -> float:
     return max(0.0, (iterations - iteration) / max(1, iterations - warmup))
 
 
+def _adapter_and_optimizer(attack: str, model, block_size: int, learning_rate: Optional[float]):
+    """An adapter before the frozen ``model``, its optimizer and learning rate (default 1e-3)."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    learning_rate = learning_rate or 1e-3
+    if attack == 'adapter':
+        adapter = BlockwiseAdapter(block_size)
+        groups = [dict(params=list(adapter.parameters()))]
+    else:
+        preprocessor = model.data_preprocessor
+        adapter = ValueTableAdapter(block_size, preprocessor.mean.flatten().tolist(),
+                                    preprocessor.std.flatten().tolist())
+        groups = [dict(params=list(adapter.mix.parameters())),
+                  dict(params=[adapter.table], lr=VALUE_TABLE_LEARNING_RATE)]
+    adapter.to(next(model.parameters()).device)
+    return adapter, torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.0), learning_rate
+
+
+def _model_and_optimizer(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: dict,
+                         learning_rate: Optional[float]):
+    """The model the attack trains (a copy of the stolen one, or a fresh one), its optimizer and learning rate
+    (default: the config's for ``scratch``, a tenth of it for ``fine_tune``)."""
+    if attack == 'fine_tune':
+        model = copy.deepcopy(stolen_model)
+    else:
+        model = MODELS.build(copy.deepcopy(model_cfg))
+        model.init_weights()
+        model.dataset_meta = stolen_model.dataset_meta
+        model.to(next(stolen_model.parameters()).device)
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    optim_cfg = copy.deepcopy(optim_wrapper_cfg)
+    optim_cfg.setdefault('optimizer', {})
+    configured = optim_cfg['optimizer'].get('lr', 1e-3)
+    learning_rate = learning_rate or (configured / 10 if attack == 'fine_tune' else configured)
+    optim_cfg['optimizer']['lr'] = learning_rate
+    return model, _quietly(build_optim_wrapper, model, optim_cfg).optimizer, learning_rate
+
+
+def _training_batch(train_data: LabelledImages, batch_size: int, rng: np.random.Generator) -> dict:
+    """``batch_size`` images drawn without replacement, each flipped left-right with probability 1/2."""
+    chosen = rng.choice(len(train_data), batch_size, replace=False)
+    flips = rng.random(batch_size) < 0.5
+    images = [train_data.images[i].flip(-1) if flip else train_data.images[i] for i, flip in zip(chosen, flips)]
+    samples = [_flipped(train_data.samples[i]) if flip else train_data.samples[i].clone()
+               for i, flip in zip(chosen, flips)]
+    return dict(inputs=images, data_samples=samples)
+
+
 def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: dict, train_data: LabelledImages,
                  eval_data: LabelledImages, iterations: int, eval_points: Sequence[int], block_size: int,
                  learning_rate: Optional[float] = None, batch_size: int = 8, seed: int = 0,
@@ -187,40 +236,14 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
         raise ConfigError(f'unknown attack {attack!r}; expected one of {ATTACKS}')
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    adapter = None
     if attack in ('adapter', 'value_table'):
         model = stolen_model
-        for parameter in model.parameters():
-            parameter.requires_grad_(False)
-        learning_rate = learning_rate or 1e-3
-        if attack == 'adapter':
-            adapter = BlockwiseAdapter(block_size)
-            groups = [dict(params=list(adapter.parameters()))]
-        else:
-            preprocessor = model.data_preprocessor
-            adapter = ValueTableAdapter(block_size, preprocessor.mean.flatten().tolist(),
-                                        preprocessor.std.flatten().tolist())
-            groups = [dict(params=list(adapter.mix.parameters())),
-                      dict(params=[adapter.table], lr=VALUE_TABLE_LEARNING_RATE)]
-        adapter.to(next(model.parameters()).device)
-        optimizer = torch.optim.AdamW(groups, lr=learning_rate, weight_decay=0.0)
+        adapter, optimizer, learning_rate = _adapter_and_optimizer(attack, model, block_size, learning_rate)
         trained = list(adapter.parameters())
     else:
-        if attack == 'fine_tune':
-            model = copy.deepcopy(stolen_model)
-        else:
-            model = MODELS.build(copy.deepcopy(model_cfg))
-            model.init_weights()
-            model.dataset_meta = stolen_model.dataset_meta
-            model.to(next(stolen_model.parameters()).device)
-        for parameter in model.parameters():
-            parameter.requires_grad_(True)
-        optim_cfg = copy.deepcopy(optim_wrapper_cfg)
-        optim_cfg.setdefault('optimizer', {})
-        configured = optim_cfg['optimizer'].get('lr', 1e-3)
-        learning_rate = learning_rate or (configured / 10 if attack == 'fine_tune' else configured)
-        optim_cfg['optimizer']['lr'] = learning_rate
-        optimizer = _quietly(build_optim_wrapper, model, optim_cfg).optimizer
+        adapter = None
+        model, optimizer, learning_rate = _model_and_optimizer(attack, stolen_model, model_cfg, optim_wrapper_cfg,
+                                                               learning_rate)
         trained = [p for p in model.parameters() if p.requires_grad]
     base_rates = [group['lr'] for group in optimizer.param_groups]
     curve = [[0, score(model, eval_data, adapter=adapter)]]
@@ -233,12 +256,7 @@ def train_attack(attack: str, stolen_model, model_cfg: dict, optim_wrapper_cfg: 
         factor = _learning_rate_factor(iteration, iterations)
         for group, base in zip(optimizer.param_groups, base_rates):
             group['lr'] = base * factor
-        chosen = rng.choice(len(train_data), batch_size, replace=False)
-        flips = rng.random(batch_size) < 0.5
-        images = [train_data.images[i].flip(-1) if flip else train_data.images[i] for i, flip in zip(chosen, flips)]
-        samples = [_flipped(train_data.samples[i]) if flip else train_data.samples[i].clone()
-                   for i, flip in zip(chosen, flips)]
-        data = model.data_preprocessor(dict(inputs=images, data_samples=samples), True)
+        data = model.data_preprocessor(_training_batch(train_data, batch_size, rng), True)
         inputs = data['inputs'] if adapter is None else adapter(data['inputs'])
         loss, _ = model.parse_losses(model.loss(inputs, data['data_samples']))
         optimizer.zero_grad()

@@ -50,7 +50,7 @@ from .key_recovery import (
     undo_ffx,
 )
 from .key_search import local_search, oracle_separation, pick_candidate
-from .labelled_images import LabelledImages, encrypt_with, load_labelled_images, plain_dataset_config, score
+from .labelled_images import LabelledImages, load_labelled_images, plain_dataset_config, score
 from .learning_attacks import attacks_for, evaluation_points, train_attack
 from .metrics import chance_levels, summarize
 from .unlabelled_images import CLIMB_BUDGET, HOLDOUT_IMAGES, RELAXED_STEPS, UNLABELLED_COUNTS, unlabelled_images_attack
@@ -151,7 +151,7 @@ class ProtectionEvaluation:
 
     def miou(self, cipher: Optional[BlockCipher]) -> float:
         """mIoU on the test images encrypted with ``cipher`` (``None``: plain)."""
-        return score(self.model, self.test_data, encrypt_with(cipher))
+        return score(self.model, self.test_data, cipher)
 
     # -------------------------------------------------------------- sections
     def wrong_keys(self, count: int, log: Callable[[str], None] = _log) -> Dict:

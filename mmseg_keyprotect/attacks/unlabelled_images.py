@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from ..crypto.ciphers import FFX_METHODS, BlockCipher, parse_method
-from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
+from ..crypto.ciphers import DEFAULT_CHANNEL_ORDER, FFX_METHODS, BlockCipher, parse_method
+from ..crypto.conditions import encrypt_batch
 from ..errors import KeyProtectError
 from ..utils.progress import Progress
 from .weights_only import Stem, estimate_key_from_weights
@@ -95,7 +95,7 @@ class StatisticsOracle:
         return bool(self.layers)
 
     def __call__(self, cipher: Optional[BlockCipher]) -> float:
-        inputs = self.images if cipher is None else cipher.encrypt_tensor(self.images, self.channel_order)
+        inputs = encrypt_batch(self.images, cipher, self.channel_order)
         with torch.no_grad():
             return -float(self.distance(inputs))
 
@@ -375,7 +375,7 @@ class _DiversityOracle:
     def __call__(self, cipher: Optional[BlockCipher]) -> float:
         self.evaluations += 1
         oracle = self.statistics
-        inputs = oracle.images if cipher is None else cipher.encrypt_tensor(oracle.images, oracle.channel_order)
+        inputs = encrypt_batch(oracle.images, cipher, oracle.channel_order)
         with torch.no_grad():
             logits = oracle.forward(inputs)[0].float()
         probabilities = F.softmax(logits, 1).transpose(0, 1).flatten(1)  # classes x pixels

@@ -37,8 +37,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..crypto.ciphers import FFX_DOMAIN, FFX_METHODS, BlockCipher, block_length, parse_method
-from ..datasets.transforms.blockwise_encrypt import DEFAULT_CHANNEL_ORDER
+from ..crypto.ciphers import DEFAULT_CHANNEL_ORDER, FFX_DOMAIN, FFX_METHODS, BlockCipher, block_length, parse_method
 from ..errors import KeyProtectError
 from .assignment import (
     assignment_score,
@@ -240,6 +239,20 @@ def guessed_table(name: str) -> np.ndarray:
     return np.round(np.arange(256) * (FFX_DOMAIN - 1) / 255).astype(np.int64)
 
 
+def _observed_and_expected(stem: Stem, block_size: int, public_stem: Optional[Stem]):
+    """The stolen stem's tap statistics and the template of plain filters they are read against: a generic
+    one, or, given the public stem, what training added against the public kernel's own statistics."""
+    if stem.weight.ndim != 4 or stem.weight.shape[1] != 3:
+        raise KeyProtectError(f'the stem kernel must be O x 3 x K x K, got shape {stem.weight.shape}')
+    if public_stem is None:
+        return stem_statistics(stem, block_size)
+    if public_stem.weight.shape != stem.weight.shape or public_stem.stride != stem.stride:
+        raise KeyProtectError(f'the public stem has shape {public_stem.weight.shape} and stride '
+                              f'{public_stem.stride}; the stolen one {stem.weight.shape} and {stem.stride}')
+    added = Stem(stem.weight - public_stem.weight, stem.stride, stem.padding)
+    return stem_statistics(added, block_size)[0], stem_statistics(public_stem, block_size)[0]
+
+
 def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts: int = 8,
                               seed: int = 0, max_uncertain_swaps: int = 200,
                               public_stem: Optional[Stem] = None) -> WeightsEstimate:
@@ -269,17 +282,7 @@ def estimate_key_from_weights(stem: Stem, method: str, block_size: int, restarts
     """
     names = parse_method(method)
     length = block_length(block_size)
-    if stem.weight.ndim != 4 or stem.weight.shape[1] != 3:
-        raise KeyProtectError(f'the stem kernel must be O x 3 x K x K, got shape {stem.weight.shape}')
-    if public_stem is None:
-        observed, expected = stem_statistics(stem, block_size)
-    else:
-        if public_stem.weight.shape != stem.weight.shape or public_stem.stride != stem.stride:
-            raise KeyProtectError(f'the public stem has shape {public_stem.weight.shape} and stride '
-                                  f'{public_stem.stride}; the stolen one {stem.weight.shape} and {stem.stride}')
-        added = Stem(stem.weight - public_stem.weight, stem.stride, stem.padding)
-        observed = stem_statistics(added, block_size)[0]
-        expected = stem_statistics(public_stem, block_size)[0]
+    observed, expected = _observed_and_expected(stem, block_size, public_stem)
     identity = np.arange(length)
     ffx_name = next((name for name in names if name in FFX_METHODS), None)
     ffx_mask = table = None

@@ -15,6 +15,14 @@ from ..crypto.run_key import RunKey
 from .locked import is_locked, load_locked_checkpoint, write_locked
 
 LOCKED_BACKEND = 'keyprotect_locked'
+#: ``default_hooks.checkpoint.backend_args`` of a run whose checkpoints are written locked under its key.
+LOCKED_BACKEND_ARGS = dict(backend=LOCKED_BACKEND)
+
+
+def writes_locked_checkpoints(cfg) -> bool:
+    """Whether a run of ``cfg`` writes its checkpoints locked (its CheckpointHook uses the locked backend)."""
+    checkpoint_hook = (cfg.get('default_hooks') or {}).get('checkpoint') or {}
+    return (checkpoint_hook.get('backend_args') or {}).get('backend') == LOCKED_BACKEND
 
 
 @register_backend(LOCKED_BACKEND)

@@ -9,8 +9,8 @@ from .pipelines import (
     CONTRASTIVE_PREPROCESSOR,
     DEVICE_PREPROCESSOR,
     ENCRYPT,
+    KEYED_PREPROCESSOR_ARGUMENTS,
     PACK,
-    PREPROCESSOR_OPTIONS,
     config_pipelines,
     encrypt_settings,
     preprocessor_encrypts,
@@ -102,7 +102,7 @@ def pipeline_encryption(cfg: Config) -> Config:
     cfg = copy.deepcopy(cfg)
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or {}
     if transform_type(preprocessor) in (DEVICE_PREPROCESSOR, CONTRASTIVE_PREPROCESSOR):
-        for name in ('method', 'block_size', 'key_file', 'channel_order', 'on_device', *PREPROCESSOR_OPTIONS):
+        for name in KEYED_PREPROCESSOR_ARGUMENTS:
             preprocessor.pop(name, None)
         preprocessor['type'] = 'SegDataPreProcessor'
     for _, pipeline in config_pipelines(cfg):

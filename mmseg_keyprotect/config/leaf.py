@@ -16,6 +16,7 @@ from mmengine.config import Config
 from ..errors import ConfigError
 from .loading import load_config
 from .pipelines import (
+    CHECKPOINT_HOOK,
     CONTRASTIVE_PREPROCESSOR,
     DATALOADERS,
     DEVICE_PREPROCESSOR,
@@ -128,8 +129,11 @@ def leaf_config_text(stock: str, protected: Config, method: str, block_size: int
                                           **(dict(key_file=key_file) if key_file else {}))
     if model:
         lines.append('model = ' + _wrapped_call(model, len('model = ')))
-    hooks = [h for h in protected.custom_hooks if transform_type(h) == HOOK]
-    lines.append(f'custom_hooks = [{_call(hooks[0].to_dict())}]')
+    backend_args = ((protected.get('default_hooks') or {}).get('checkpoint') or {}).get('backend_args')
+    if backend_args:
+        lines.append(f'default_hooks = dict(checkpoint=dict(backend_args={_call(backend_args.to_dict())}))')
+    hooks = [h.to_dict() for h in protected.custom_hooks if transform_type(h) in (HOOK, CHECKPOINT_HOOK)]
+    lines.append(f'custom_hooks = [{", ".join(_call(hook) for hook in hooks)}]')
     return '\n'.join(lines) + '\n'
 
 

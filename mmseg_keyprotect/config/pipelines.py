@@ -1,11 +1,17 @@
 """Where the pipelines of a config are, and what they hold."""
-from typing import Iterator, List, Tuple
+from typing import Iterator, List, Optional, Tuple
 
 from mmengine.config import Config
+
+from ..datasets.transforms.blockwise_encrypt import transform_settings
+from ..models.data_preprocessor import KeyContrastiveDataPreProcessor, KeyProtectDataPreProcessor
+from ..models.segmentors.key_contrastive import KeyContrastiveEncoderDecoder
+from ..utils.signatures import own_arguments
 
 ENCRYPT = 'BlockwiseEncrypt'
 PACK = 'PackSegInputs'
 HOOK = 'KeyProtectHook'
+CHECKPOINT_HOOK = 'CheckpointKeyHook'
 DEVICE_PREPROCESSOR = 'KeyProtectDataPreProcessor'
 CONTRASTIVE_PREPROCESSOR = 'KeyContrastiveDataPreProcessor'
 #: Stock segmentor type -> its key-contrastive counterpart (``mmseg_keyprotect.models.segmentors``).
@@ -13,10 +19,14 @@ KEY_CONTRASTIVE_SEGMENTORS = {
     'EncoderDecoder': 'KeyContrastiveEncoderDecoder',
     'CascadeEncoderDecoder': 'KeyContrastiveCascadeEncoderDecoder',
 }
-#: Settings of key-contrastive training: the segmentor's, then the data preprocessor's.
-SEGMENTOR_OPTIONS = ('negative_weight', 'negative_statistics')
-PREPROCESSOR_OPTIONS = ('negatives', 'max_near_fraction', 'negative_share', 'negative_interval')
+#: Settings of key-contrastive training, read from the signatures that take them: the segmentor's, then the
+#: data preprocessor's (``on_device`` is a setting of protection, not of the training).
+SEGMENTOR_OPTIONS = tuple(own_arguments(KeyContrastiveEncoderDecoder))
+PREPROCESSOR_OPTIONS = tuple(name for name in own_arguments(KeyContrastiveDataPreProcessor) if name != 'on_device')
 KEY_CONTRASTIVE_OPTIONS = SEGMENTOR_OPTIONS + PREPROCESSOR_OPTIONS
+#: Every argument a key-aware data preprocessor adds to ``SegDataPreProcessor``.
+KEYED_PREPROCESSOR_ARGUMENTS = (*own_arguments(KeyProtectDataPreProcessor),
+                                *own_arguments(KeyContrastiveDataPreProcessor))
 PLUGIN = 'mmseg_keyprotect'
 DATALOADERS = ('train_dataloader', 'val_dataloader', 'test_dataloader')
 
@@ -66,3 +76,9 @@ def encrypt_settings(cfg: Config) -> List[dict]:
     return found
 
 
+
+
+def protection_settings(cfg: Config) -> Optional[dict]:
+    """The cipher settings of a protected config (see ``transform_settings``), or None where nothing encrypts."""
+    settings = encrypt_settings(cfg)
+    return transform_settings(settings[0]) if settings else None

@@ -13,12 +13,16 @@ from typing import List, Optional, Tuple, Union
 
 from mmengine.config import Config
 
-from ..crypto.ciphers import check_block_size, enumerable_warning, parse_method
+from ..checkpoint.mmengine_io import LOCKED_BACKEND_ARGS
+from ..crypto.ciphers import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, check_block_size, enumerable_warning, parse_method
 from ..datasets.transforms.blockwise_encrypt import PADDING_META_KEY
 from ..errors import ConfigError
+from ..models.segmentors.key_contrastive import KeyContrastiveEncoderDecoder
+from ..utils.signatures import own_arguments
 from .check import check_config
 from .loading import load_config
 from .pipelines import (
+    CHECKPOINT_HOOK,
     CONTRASTIVE_PREPROCESSOR,
     DATALOADERS,
     DEVICE_PREPROCESSOR,
@@ -33,11 +37,11 @@ from .pipelines import (
     transform_type,
 )
 
-#: Weight of the key-contrastive loss that ``key_contrastive=True`` uses.
-KEY_CONTRASTIVE_WEIGHT = 0.1
-#: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md):
-#: method, block size, and whether the model is trained key-contrastively where its segmentor allows.
-DEFAULT_METHOD, DEFAULT_BLOCK_SIZE, DEFAULT_KEY_CONTRASTIVE = 'shuffle+np', 4, True
+#: Weight of the key-contrastive loss that ``key_contrastive=True`` uses: the segmentor's default.
+KEY_CONTRASTIVE_WEIGHT = own_arguments(KeyContrastiveEncoderDecoder)['negative_weight']
+#: Whether a protected model is trained key-contrastively where its segmentor allows, chosen by the
+#: protection frontier study (docs/en/protection_frontier.md) with the default method and block size.
+DEFAULT_KEY_CONTRASTIVE = True
 #: The negatives key-contrastive training draws unless told otherwise, chosen by the same study with their
 #: training cost: a negative for a quarter of each batch (settings of KeyContrastiveDataPreProcessor).
 KEY_CONTRASTIVE_NEGATIVES = dict(negative_share=0.25)
@@ -96,8 +100,8 @@ def _multiple_of(value, block_size: int, setting: str, notes: List[str]):
 
 
 def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, block_size: int = DEFAULT_BLOCK_SIZE,
-                   key_file: Optional[str] = None, num_wrong_keys: int = 2,
-                   evaluate_plain: bool = True, on_device: bool = False,
+                   key_file: Optional[str] = None, num_wrong_keys: Optional[int] = None,
+                   evaluate_plain: Optional[bool] = None, on_device: bool = False,
                    key_contrastive: Union[bool, dict, None] = None) -> Tuple[Config, List[str]]:
     """Protect a stock config: encryption in every pipeline, aligned inference, the hook.
 
@@ -108,8 +112,10 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
         block_size (int): block side M.
         key_file (str, optional): key file path to write into the config;
             ``None`` (recommended) reads ``$KEYPROTECT_KEY_FILE`` at run time.
-        num_wrong_keys (int): random wrong keys the hook evaluates.
-        evaluate_plain (bool): whether the hook evaluates plain images.
+        num_wrong_keys (int, optional): random wrong keys the hook evaluates
+            (default: the hook's).
+        evaluate_plain (bool, optional): whether the hook evaluates plain
+            images (default: the hook's).
         on_device (bool): encrypt whole batches on the model's device
             (:class:`~mmseg_keyprotect.models.KeyProtectDataPreProcessor`);
             the pipelines then only pad to whole blocks.
@@ -140,15 +146,7 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
     if on_device:
         encrypt['on_device'] = True
     notes: List[str] = []
-    for name in DATALOADERS:
-        loader = cfg.get(name)
-        if isinstance(loader, dict):
-            for location, pipeline in list(dataset_pipelines(loader.get('dataset'), f'{name}.dataset')):
-                _set_pipeline(loader['dataset'], location, protect_pipeline(pipeline, encrypt, location))
-    for name in ('train_pipeline', 'test_pipeline', 'tta_pipeline'):
-        if cfg.get(name) is not None:
-            cfg[name] = protect_pipeline(cfg[name], encrypt, name)
-
+    _protect_pipelines(cfg, encrypt)
     preprocessor = cfg.get('model', {}).get('data_preprocessor') or cfg.get('data_preprocessor') or {}
     if preprocessor.get('test_cfg'):
         raise ConfigError('model.data_preprocessor.test_cfg pads images at test time and then overwrites the '
@@ -172,12 +170,8 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
         test_cfg['crop_size'] = _multiple_of(test_cfg['crop_size'], block_size, 'model.test_cfg.crop_size', notes)
         test_cfg['stride'] = _multiple_of(test_cfg['stride'], block_size, 'model.test_cfg.stride', notes)
 
-    imports = cfg.get('custom_imports') or dict(imports=[], allow_failed_imports=False)
-    if PLUGIN not in imports['imports']:
-        imports['imports'] = list(imports['imports']) + [PLUGIN]
-    cfg['custom_imports'] = imports
-    hooks = [h for h in (cfg.get('custom_hooks') or []) if transform_type(h) != HOOK]
-    cfg['custom_hooks'] = hooks + [dict(type=HOOK, num_wrong_keys=num_wrong_keys, evaluate_plain=evaluate_plain)]
+    hook_settings = dict(num_wrong_keys=num_wrong_keys, evaluate_plain=evaluate_plain)
+    _add_plugin_and_hooks(cfg, dict(type=HOOK, **{k: v for k, v in hook_settings.items() if v is not None}))
     warning = enumerable_warning(encrypt['method'], block_size)
     if warning:
         warnings.warn(warning, stacklevel=2)
@@ -185,6 +179,31 @@ def protect_config(cfg: Union[Config, str, Path], method: str = DEFAULT_METHOD, 
     if problems:
         raise ConfigError('the protected config is still misaligned:\n  ' + '\n  '.join(problems))
     return cfg, notes
+
+
+def _protect_pipelines(cfg: Config, encrypt: dict) -> None:
+    """``encrypt`` right before PackSegInputs in every pipeline: the dataloaders' and the named ones."""
+    for name in DATALOADERS:
+        loader = cfg.get(name)
+        if isinstance(loader, dict):
+            for location, pipeline in list(dataset_pipelines(loader.get('dataset'), f'{name}.dataset')):
+                _set_pipeline(loader['dataset'], location, protect_pipeline(pipeline, encrypt, location))
+    for name in ('train_pipeline', 'test_pipeline', 'tta_pipeline'):
+        if cfg.get(name) is not None:
+            cfg[name] = protect_pipeline(cfg[name], encrypt, name)
+
+
+def _add_plugin_and_hooks(cfg: Config, hook: dict) -> None:
+    """The plugin import, ``hook``, the checkpoint key hook and checkpoints written locked under the key."""
+    imports = cfg.get('custom_imports') or dict(imports=[], allow_failed_imports=False)
+    if PLUGIN not in imports['imports']:
+        imports['imports'] = list(imports['imports']) + [PLUGIN]
+    cfg['custom_imports'] = imports
+    hooks = [h for h in (cfg.get('custom_hooks') or []) if transform_type(h) not in (HOOK, CHECKPOINT_HOOK)]
+    cfg['custom_hooks'] = hooks + [hook, dict(type=CHECKPOINT_HOOK)]
+    default_hooks = cfg.get('default_hooks') or {}
+    if default_hooks.get('checkpoint') is not None:
+        default_hooks['checkpoint']['backend_args'] = dict(LOCKED_BACKEND_ARGS)
 
 
 def _key_contrastive_problem(cfg: Config) -> Optional[str]:

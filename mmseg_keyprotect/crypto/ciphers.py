@@ -45,6 +45,10 @@ MAX_IMAGE_SIDE = 32768
 # 2^40 transforms can be searched that way whatever is stored beside the model.
 ENUMERABLE_BITS = 40
 CHANNEL_ORDERS = ('rgb', 'bgr')
+#: Channel order of the images a pipeline holds: mmcv loads BGR.
+DEFAULT_CHANNEL_ORDER = 'bgr'
+#: The default setting, chosen by the protection frontier study (docs/en/protection_frontier.md): method and M.
+DEFAULT_METHOD, DEFAULT_BLOCK_SIZE = 'shuffle+np', 4
 
 
 def parse_method(method: Union[str, Sequence[str]]) -> Tuple[str, ...]:

@@ -1,15 +1,18 @@
 """The key of a run: read once from what the user named, then handed to every component that needs it.
 
-The tools (``tools/train.py``, ``tools/test.py``, ``tools/infer.py``, the
-protection report, ...) load it from ``--key-file``, else from the file named
-by ``$KEYPROTECT_KEY_FILE``, prompting for a password when the key file has
-one and ``$KEYPROTECT_PASSWORD`` is not set. ``BlockwiseEncrypt``, the data
-preprocessors, ``KeyProtectHook``, the locked-checkpoint backend and loader
-and the inferencer take their key from :meth:`RunKey.current`; none of them
-reads a key file or the environment. A process that no tool prepared (mmseg's
-own ``tools/train.py`` with ``$KEYPROTECT_KEY_FILE``) loads the key on first
-use, once. Dataloader workers inherit their transforms, ciphers included,
-from the main process.
+Keys are loaded at the entry: the tools (``tools/train.py``, ``tools/test.py``,
+``tools/infer.py``, the protection report, ...) and
+:func:`~mmseg_keyprotect.apis.prepare_run_key` call :meth:`RunKey.load` with
+``--key-file``, prompting for a password when the key file has one and
+``$KEYPROTECT_PASSWORD`` is not set. ``BlockwiseEncrypt``, the data
+preprocessors, the hooks, the locked-checkpoint backend and loader and the
+inferencer only ask for it (:meth:`RunKey.current`, :meth:`RunKey.for_file`).
+
+One place loads a key outside the entry: a process that no tool prepared
+(mmseg's own ``tools/train.py`` and ``tools/test.py``) has no key when its
+first component asks, and :meth:`RunKey.current` then loads the file that
+``$KEYPROTECT_KEY_FILE`` names, once. Dataloader workers inherit their
+transforms, ciphers included, from the main process.
 """
 import os
 import os.path as osp
@@ -19,7 +22,8 @@ from mmengine.utils import ManagerMixin
 
 from ..errors import KeyFileError
 from .ciphers import BlockCipher, parse_method
-from .keys import Key, SecretKey, load_key
+from .key_files import load_key
+from .keys import Key, SecretKey
 
 #: The one place a user's choice of key file is read from the environment (mmseg's own tools have no flag).
 KEY_FILE_ENV = 'KEYPROTECT_KEY_FILE'
@@ -45,19 +49,21 @@ def _several_processes() -> bool:
 
 
 class RunKey(ManagerMixin):
-    """The key of this run, loaded once per process and shared, as MMEngine shares its ``MessageHub``.
+    """The key of this run, shared in the process as MMEngine shares its ``MessageHub``.
 
-    One instance per key file; the one loaded last is current. Ciphers are
-    derived once per (method, M) and kept.
+    The current instance (MMEngine's ``get_current_instance``, the one loaded
+    last) is the run's key. Each file is read once per process, so a password
+    is asked for and derived once; ciphers are derived once per (method, M).
 
-    >>> run_key = RunKey.load('my.key')      # in a tool: prompts once at most
+    >>> RunKey.load('my.key')                # at the entry: prompts once at most
     >>> RunKey.current().cipher('np', 4)     # in a component
 
     Args:
-        name (str): the instance name (``keyprotect:<absolute path>``).
+        name (str): the instance name.
         key (Key): the loaded key.
     """
-    _current: Optional[str] = None
+    #: Every key file this process has read, by absolute path.
+    _read: Dict[str, 'RunKey'] = {}
 
     def __init__(self, name: str, key: Key):
         super().__init__(name)
@@ -65,42 +71,50 @@ class RunKey(ManagerMixin):
         self._ciphers: Dict[Tuple[str, int], BlockCipher] = {}
 
     @classmethod
+    def _read_file(cls, path: str, password: Optional[str] = None) -> 'RunKey':
+        if path not in cls._read:
+            cls._read[path] = cls(f'keyprotect:{path}',
+                                  load_key(path, password=password, prompt=not _several_processes()))
+        return cls._read[path]
+
+    @classmethod
     def load(cls, key_file: Optional[str] = None, password: Optional[str] = None) -> 'RunKey':
-        """Load the key the user named (see :func:`named_key_file`), or return it if this process has it,
-        and make it current.
+        """Make the key the user named (see :func:`named_key_file`) the run's, reading it if this process
+        has not. For the entry points (tools, runners, the inferencer); components ask :meth:`current`.
 
         Raises:
             KeyFileError: the file is missing or not a valid key; a password
                 key in a multi-process run without ``$KEYPROTECT_PASSWORD``.
         """
-        path = named_key_file(key_file)
-        name = f'keyprotect:{path}'
-        if not cls.check_instance_created(name):
-            cls.get_instance(name, key=load_key(path, password=password, prompt=not _several_processes()))
-        cls._current = name
-        return cls.get_instance(name)
+        read = cls._read_file(named_key_file(key_file), password)
+        if cls._instance_dict and cls.get_current_instance().key is read.key:
+            return cls.get_current_instance()
+        # MMEngine's current instance is the one created last: a switch of keys creates one, sharing the ciphers.
+        run_key = cls.get_instance(f'{read.instance_name}#{len(cls._instance_dict)}', key=read.key)
+        run_key._ciphers = read._ciphers
+        return run_key
 
     @classmethod
-    def current(cls, key_file: Optional[str] = None) -> 'RunKey':
-        """The run's key: the one loaded last in this process, or, if none was, the one the user named
-        through ``$KEYPROTECT_KEY_FILE`` (loaded now, once). A component whose config names its own
-        ``key_file`` gets that file's key."""
-        if key_file is not None or cls._current is None or not cls.check_instance_created(cls._current):
-            return cls.load(key_file)
-        return cls.get_instance(cls._current)
+    def current(cls) -> 'RunKey':
+        """The run's key. In a process that no tool prepared (mmseg's own tools), the first call loads the
+        file named by ``$KEYPROTECT_KEY_FILE``."""
+        if not cls._instance_dict:
+            return cls.load()
+        return cls.get_current_instance()
 
     @classmethod
-    def forget(cls, run_key: 'RunKey') -> None:
-        """Drop one loaded key (a temporary one); if it was current, none is until the next load."""
-        cls._instance_dict.pop(run_key.instance_name, None)
-        if cls._current == run_key.instance_name:
-            cls._current = None
+    def for_file(cls, key_file: Optional[str] = None) -> 'RunKey':
+        """The key of a component: the run's, or, where its config names a ``key_file`` of its own, that
+        file's key, without changing the run's."""
+        if key_file is None:
+            return cls.current()
+        return cls._read_file(named_key_file(key_file))
 
     @classmethod
     def forget_all(cls) -> None:
-        """Drop every loaded key of this process (tests that use several keys call it between runs)."""
+        """Drop every key of this process (tests that use several keys call it between runs)."""
         cls._instance_dict.clear()
-        cls._current = None
+        cls._read.clear()
 
     @property
     def source(self) -> str:
@@ -124,4 +138,4 @@ class RunKey(ManagerMixin):
         if not isinstance(self.key, SecretKey):
             raise KeyFileError(f'{self.source}: {why}, which needs a random or password key file; legacy and '
                                'exported-array keys have no secret material to lock with (make one with '
-                               'tools/keygen.py, or set KeyProtectHook lock_checkpoints=False)')
+                               'tools/keygen.py, or set default_hooks.checkpoint.backend_args=None)')

@@ -1,3 +1,3 @@
-from .hooks import KeyProtectHook
+from .hooks import CheckpointKeyHook, KeyProtectHook
 
-__all__ = ['KeyProtectHook']
+__all__ = ['CheckpointKeyHook', 'KeyProtectHook']

@@ -7,15 +7,18 @@ import torch
 from mmseg.models.data_preprocessor import SegDataPreProcessor
 from mmseg.registry import MODELS
 
-from ..crypto.ciphers import BlockCipher, check_channel_order, parse_method
+from ..crypto.ciphers import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_CHANNEL_ORDER,
+    DEFAULT_METHOD,
+    BlockCipher,
+    check_channel_order,
+    parse_method,
+)
+from ..crypto.conditions import encrypt_batch
 from ..crypto.keys import MATERIAL_BYTES, SecretKey
 from ..crypto.near_keys import close_key, key_parts, near_key
 from ..crypto.run_key import RunKey
-from ..datasets.transforms.blockwise_encrypt import (
-    DEFAULT_CHANNEL_ORDER,
-    DEFAULT_TRANSFORM_BLOCK_SIZE,
-    DEFAULT_TRANSFORM_METHOD,
-)
 from ..errors import ConfigError
 
 #: Metainfo flag of the samples that :class:`KeyContrastiveDataPreProcessor` adds.
@@ -39,7 +42,7 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
     same. ``tools/protect_config.py --on-device`` writes such configs.
 
     Args:
-        method (str | Sequence[str]): as ``BlockwiseEncrypt``. Defaults to ``'shuffle'``.
+        method (str | Sequence[str]): as ``BlockwiseEncrypt``. Defaults to ``'shuffle+np'``.
         block_size (int): as ``BlockwiseEncrypt``. Defaults to 4.
         key_file (str, optional): a key file for this config alone; default the run's key.
         channel_order (str): channel order of the packed images; mmcv loads
@@ -51,15 +54,15 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
     #: Whether this preprocessor encrypts its inputs (the pipelines then only pad).
     encrypts_inputs = True
 
-    def __init__(self, method: Union[str, Sequence[str]] = DEFAULT_TRANSFORM_METHOD,
-                 block_size: int = DEFAULT_TRANSFORM_BLOCK_SIZE, key_file: Optional[str] = None,
+    def __init__(self, method: Union[str, Sequence[str]] = DEFAULT_METHOD,
+                 block_size: int = DEFAULT_BLOCK_SIZE, key_file: Optional[str] = None,
                  channel_order: str = DEFAULT_CHANNEL_ORDER, **kwargs):
         super().__init__(**kwargs)
         check_channel_order(channel_order)
         self.method = '+'.join(parse_method(method))
         self.key_file = key_file
         self.channel_order = channel_order
-        self.cipher: BlockCipher = RunKey.current(key_file).cipher(self.method, block_size)
+        self.cipher: BlockCipher = RunKey.for_file(key_file).cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
         self._active: Optional[BlockCipher] = self.cipher
 
@@ -78,16 +81,7 @@ class KeyProtectDataPreProcessor(SegDataPreProcessor):
     def encrypt(self, inputs: List[torch.Tensor]) -> List[torch.Tensor]:
         """Encrypt a list of 3xHxW uint8 images with the active cipher (the key, or what
         :meth:`encrypting_with` chose)."""
-        return self.encrypt_with(inputs, self._active)
-
-    def encrypt_with(self, inputs: List[torch.Tensor], cipher: Optional[BlockCipher]) -> List[torch.Tensor]:
-        """Encrypt a list of 3xHxW uint8 images with ``cipher`` (``None``: leave them plain); equal sizes go
-        through as one batch."""
-        if cipher is None:
-            return list(inputs)
-        if len({tuple(image.shape) for image in inputs}) == 1:
-            return list(cipher.encrypt_tensor(torch.stack(list(inputs)), self.channel_order).unbind(0))
-        return [cipher.encrypt_tensor(image[None], self.channel_order)[0] for image in inputs]
+        return encrypt_batch(list(inputs), self._active, self.channel_order)
 
     def forward(self, data: dict, training: bool = False) -> dict:
         data = self.cast_data(data)
@@ -177,13 +171,15 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
         count = max(min(2, len(inputs)), round(self.negative_share * len(inputs)))
         chosen_images = np.sort(self._rng.choice(len(inputs), count, replace=False)) if count < len(inputs) \
             else np.arange(len(inputs))
-        plain = [inputs[i] if self.on_device else self._decrypt(inputs[i]) for i in chosen_images]
-        kinds = self._rng.choice(len(self._kinds), len(plain), p=self._kind_weights)
-        negatives = list(plain)
+        # Off the device, the pipeline has encrypted the batch with the key: the negatives start from it.
+        source = None if self.on_device else self.cipher
+        kinds = self._rng.choice(len(self._kinds), len(chosen_images), p=self._kind_weights)
+        negatives: List[torch.Tensor] = [None] * len(chosen_images)
         for kind_index in set(kinds.tolist()):
-            cipher = self._negative_cipher(self._kinds[kind_index])
             chosen = np.flatnonzero(kinds == kind_index)
-            for index, image in zip(chosen, self.encrypt_with([plain[i] for i in chosen], cipher)):
+            encrypted = encrypt_batch([inputs[chosen_images[i]] for i in chosen],
+                                      self._negative_cipher(self._kinds[kind_index]), self.channel_order, source)
+            for index, image in zip(chosen, encrypted):
                 negatives[index] = image
         copies = []
         for index in chosen_images:
@@ -193,9 +189,6 @@ class KeyContrastiveDataPreProcessor(KeyProtectDataPreProcessor):
         data['inputs'] = self.encrypt(inputs) + negatives
         data['data_samples'] = samples + copies
         return SegDataPreProcessor.forward(self, data, training)
-
-    def _decrypt(self, image: torch.Tensor) -> torch.Tensor:
-        return self.cipher.decrypt_tensor(image[None], self.channel_order)[0].to(torch.uint8)
 
     def _negative_cipher(self, kind: str) -> Optional[BlockCipher]:
         if kind == 'plain':

@@ -14,7 +14,7 @@ from mmseg_keyprotect.apis import (
     transform_files,
     write_image,
 )
-from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto.key_files import load_key
 from mmseg_keyprotect.crypto.verifier import matches
 from mmseg_keyprotect.errors import ImageFormatError
 

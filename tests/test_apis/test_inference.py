@@ -5,7 +5,7 @@ from mmseg.apis import init_model
 
 from mmseg_keyprotect.apis import ProtectedInferencer
 from mmseg_keyprotect.checkpoint import protection_record
-from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto.key_files import load_key
 from mmseg_keyprotect.errors import ConfigError, ImageFormatError, KeyFileError
 
 BASELINE = 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
@@ -15,7 +15,7 @@ PROTECTED = 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128_shuffle-m
 @pytest.fixture(scope='module')
 def checkpoint(tmp_path_factory):
     """An untrained protected model saved as tools/train.py would (weights + key record)."""
-    from mmseg_keyprotect.crypto.keys import write_random_key
+    from mmseg_keyprotect.crypto.key_files import write_random_key
     root = tmp_path_factory.mktemp('api')
     key = write_random_key(root / 'model.key')
     model = init_model(PROTECTED, None, device='cpu')

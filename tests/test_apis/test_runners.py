@@ -56,15 +56,15 @@ def test_a_password_key_is_derived_once_for_train_test_and_inference(tmp_path, s
     no prompt, although the transform, the preprocessor, the hook, the checkpoint backend and loader and the
     inferencer all use the key."""
     from mmseg_keyprotect.apis import ProtectedInferencer
-    from mmseg_keyprotect.crypto import keys as key_module
-    from mmseg_keyprotect.crypto.keys import write_password_key
+    from mmseg_keyprotect.crypto import passwords as key_module
+    from mmseg_keyprotect.crypto.key_files import write_password_key
     key = tmp_path / 'password.key'
     write_password_key(key, 'correct horse battery staple')
     monkeypatch.setenv('KEYPROTECT_PASSWORD', 'correct horse battery staple')
     monkeypatch.setattr('getpass.getpass', lambda *_: pytest.fail('prompted for the password'))
     derivations = []
-    original = key_module._scrypt
-    monkeypatch.setattr(key_module, '_scrypt', lambda *a, **k: derivations.append(1) or original(*a, **k))
+    original = key_module.derive_material
+    monkeypatch.setattr(key_module, "derive_material", lambda *a, **k: derivations.append(1) or original(*a, **k))
     build_train_runner(PROTECTED, key_file=str(key), work_dir=str(tmp_path / 'work'),
                        cfg_options=tiny(shapes_root)).train()
     checkpoint = str(tmp_path / 'work' / 'iter_2.pth')
@@ -76,7 +76,7 @@ def test_a_password_key_is_derived_once_for_train_test_and_inference(tmp_path, s
 
 
 def test_what_a_run_needs_from_its_key_is_checked_before_anything_is_built(tmp_path, key_file):
-    from mmseg_keyprotect.crypto.keys import export_arrays, load_key, write_legacy_key
+    from mmseg_keyprotect.crypto.key_files import export_arrays, load_key, write_legacy_key
     from mmseg_keyprotect.errors import KeyFileError
     write_legacy_key(tmp_path / 'legacy.key', 7)
     with pytest.warns(UserWarning, match='legacy'):

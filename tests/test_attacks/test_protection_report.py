@@ -26,7 +26,7 @@ def tiny_options(data_root, iterations=4):
 
 @pytest.fixture(scope='module')
 def report(tmp_path_factory, shapes_root):
-    from mmseg_keyprotect.crypto.keys import write_random_key
+    from mmseg_keyprotect.crypto.key_files import write_random_key
     root = tmp_path_factory.mktemp('protection')
     key_file = str(root / 'model.key')
     write_random_key(key_file)

@@ -44,10 +44,12 @@ def test_slide_windows_are_made_block_aligned(protected):
     assert any('crop_size' in note for note in notes) and any('stride' in note for note in notes)
 
 
-def test_plugin_import_and_hook_are_added(protected):
+def test_plugin_import_hooks_and_locked_checkpoints_are_added(protected):
     cfg, _ = protected
     assert 'mmseg_keyprotect' in cfg.custom_imports.imports
-    assert [h['type'] for h in cfg.custom_hooks] == ['KeyProtectHook']
+    assert [h['type'] for h in cfg.custom_hooks] == ['KeyProtectHook', 'CheckpointKeyHook']
+    assert cfg.custom_hooks[0] == dict(type='KeyProtectHook')  # the hook's own defaults, not restated
+    assert cfg.default_hooks.checkpoint.backend_args == dict(backend='keyprotect_locked')
     # No key path in the config: the key comes from --key-file or $KEYPROTECT_KEY_FILE at run time.
     assert all(s.get('key_file') is None for s in encrypt_settings(cfg))
 
@@ -56,7 +58,7 @@ def test_protecting_twice_is_idempotent(protected):
     cfg, _ = protected
     again, _ = protect_config(cfg, 'shuffle', 4)
     assert again.train_dataloader.dataset.pipeline == cfg.train_dataloader.dataset.pipeline
-    assert len(again.custom_hooks) == 1
+    assert len(again.custom_hooks) == 2
 
 
 def test_check_config_names_misplaced_steps(protected):

@@ -6,7 +6,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mmseg_keyprotect.crypto.keys import export_arrays, load_key, write_legacy_key, write_password_key, write_random_key
+from mmseg_keyprotect.crypto.key_files import (
+    export_arrays,
+    load_key,
+    write_legacy_key,
+    write_password_key,
+    write_random_key,
+)
 from mmseg_keyprotect.errors import KeyFileError, KeyProtectError
 
 FAST_SCRYPT = dict(n=2 ** 4, r=1, p=1)

@@ -10,18 +10,15 @@ import torch
 
 from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.crypto.ciphers import block_length
-from mmseg_keyprotect.crypto.keys import (
+from mmseg_keyprotect.crypto.key_files import (
     FORMAT_VERSION,
-    ArrayKey,
-    KeyStream,
-    LegacyKey,
-    SecretKey,
     export_arrays,
     load_key,
     write_legacy_key,
     write_password_key,
     write_random_key,
 )
+from mmseg_keyprotect.crypto.keys import ArrayKey, KeyStream, LegacyKey, SecretKey
 from mmseg_keyprotect.errors import KeyFileError
 
 DATA = Path(__file__).parents[1] / 'data'

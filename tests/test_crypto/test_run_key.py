@@ -1,8 +1,8 @@
 import pytest
 
 from mmseg_keyprotect.crypto import RunKey
-from mmseg_keyprotect.crypto import keys as key_module
-from mmseg_keyprotect.crypto.keys import write_legacy_key, write_password_key
+from mmseg_keyprotect.crypto import passwords as key_module
+from mmseg_keyprotect.crypto.key_files import write_legacy_key, write_password_key
 from mmseg_keyprotect.errors import KeyFileError
 
 PASSWORD = 'correct horse battery staple'
@@ -12,13 +12,13 @@ PASSWORD = 'correct horse battery staple'
 def derivations(monkeypatch):
     """Counts scrypt derivations of password keys."""
     calls = []
-    original = key_module._scrypt
+    original = key_module.derive_material
 
     def counted(*args, **kwargs):
         calls.append(1)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(key_module, '_scrypt', counted)
+    monkeypatch.setattr(key_module, "derive_material", counted)
     return calls
 
 
@@ -27,7 +27,8 @@ def test_loaded_once_and_made_current(key_file, other_key_file, derivations):
     assert RunKey.current() is first
     second = RunKey.load(other_key_file)
     assert RunKey.current() is second
-    assert RunKey.load(key_file) is first and RunKey.current() is first  # loading again only switches
+    again = RunKey.load(key_file)  # loading again only switches: nothing is read or derived again
+    assert RunKey.current() is again and again.key is first.key and again.cipher('np', 4) is first.cipher('np', 4)
     assert first.cipher('np', 4) is first.cipher('np', 4)  # sub-keys derived once
 
 
@@ -71,3 +72,10 @@ def test_keys_without_secret_material_cannot_lock(tmp_path, key_file):
         legacy = RunKey.load(str(tmp_path / 'legacy.key'))
     with pytest.raises(KeyFileError, match='legacy.key.*random or password key file'):
         legacy.require_lockable()
+
+
+def test_a_component_with_its_own_key_file_leaves_the_run_key(key_file, other_key_file):
+    run_key = RunKey.load(key_file)
+    own = RunKey.for_file(other_key_file)
+    assert own.source.endswith('other.key') and RunKey.current() is run_key
+    assert RunKey.for_file(None) is run_key and RunKey.for_file(other_key_file) is own

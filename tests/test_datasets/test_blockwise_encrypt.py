@@ -3,7 +3,8 @@ import pytest
 from mmcv.transforms import Compose
 from mmseg.registry import TRANSFORMS
 
-from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
+from mmseg_keyprotect.crypto.key_files import load_key
 from mmseg_keyprotect.errors import ImageFormatError, KeyFileError
 
 
@@ -32,7 +33,7 @@ def test_pads_image_and_label_to_whole_blocks(key_file):
     assert out['img'].shape == (16, 24, 3) and out['gt_seg_map'].shape == (16, 24)
     assert out['padding_size'] == (0, 3, 0, 3) and out['pad_shape'] == (16, 24)
     assert (out['gt_seg_map'][13:] == 255).all() and (out['gt_seg_map'][:, 21:] == 255).all()
-    decrypted = load_key(key_file).cipher('shuffle', 8).decrypt(out['img'], 'bgr')
+    decrypted = load_key(key_file).cipher(DEFAULT_METHOD, 8).decrypt(out['img'], 'bgr')  # the default method
     assert (decrypted[:13, :21] == 7).all() and not decrypted[13:].any()
 
 
@@ -45,7 +46,7 @@ def test_ffx_output_reaches_pack_seg_inputs_as_int16(key_file):
 
 def test_key_comes_from_the_environment(key_env):
     transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt'))
-    assert transform.cipher.fingerprint == load_key(key_env).cipher('shuffle', 4).fingerprint
+    assert transform.cipher.fingerprint == load_key(key_env).cipher(DEFAULT_METHOD, DEFAULT_BLOCK_SIZE).fingerprint
 
 
 def test_repr_holds_nothing_derived_from_the_key(key_file):
@@ -53,7 +54,7 @@ def test_repr_holds_nothing_derived_from_the_key(key_file):
     transform = TRANSFORMS.build(dict(type='BlockwiseEncrypt', key_file=key_file))
     material = json.loads(open(key_file).read())['material']
     assert material not in repr(transform) and transform.cipher.fingerprint not in repr(transform)
-    assert "method='shuffle', block_size=4" in repr(transform)
+    assert f"method='{DEFAULT_METHOD}', block_size={DEFAULT_BLOCK_SIZE}" in repr(transform)
 
 
 def test_missing_key_is_a_clear_error(monkeypatch):

@@ -9,7 +9,9 @@ from mmseg.registry import MODELS
 
 from mmseg_keyprotect.apis import build_test_runner, build_train_runner
 from mmseg_keyprotect.config import check_config, leaf_config_text, load_config, pipeline_encryption, protect_config
-from mmseg_keyprotect.crypto.keys import SecretKey, load_key
+from mmseg_keyprotect.crypto import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
+from mmseg_keyprotect.crypto.key_files import load_key
+from mmseg_keyprotect.crypto.keys import SecretKey
 from mmseg_keyprotect.models import KeyProtectDataPreProcessor
 
 REPO = Path(__file__).resolve().parents[2]
@@ -62,7 +64,7 @@ def test_another_cipher_or_none_inside_the_context(key_file):
         encrypted = wrong.encrypt_tensor(image[None], 'bgr')[0]
         assert torch.equal(device(dict(inputs=[image]))['inputs'], plain(dict(inputs=[encrypted]))['inputs'])
     assert device._active is device.cipher
-    assert device.cipher.fingerprint == load_key(key_file).cipher('shuffle', 4).fingerprint
+    assert device.cipher.fingerprint == load_key(key_file).cipher(DEFAULT_METHOD, DEFAULT_BLOCK_SIZE).fingerprint
 
 
 def test_protect_config_on_device_is_consistent_and_checked():

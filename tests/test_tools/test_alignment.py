@@ -17,7 +17,7 @@ from mmseg.models import EncoderDecoder
 from mmseg.models.segmentors.base import BaseSegmentor
 from mmseg.registry import MODELS
 
-from mmseg_keyprotect.crypto.keys import load_key
+from mmseg_keyprotect.crypto.key_files import load_key
 from mmseg_keyprotect.errors import ImageFormatError
 
 MEAN, STD = [123.675, 116.28, 103.53], [58.395, 57.12, 57.375]
@@ -135,7 +135,7 @@ def test_flip_tta_predicts_on_the_original_pixels(key_file):
     tta = Compose([dict(type='TestTimeAug', transforms=[
         [dict(type='RandomFlip', prob=0., direction='horizontal'), dict(type='RandomFlip', prob=1.,
                                                                        direction='horizontal')],
-        [dict(type='BlockwiseEncrypt', block_size=4, key_file=key_file)],
+        [dict(type='BlockwiseEncrypt', method='shuffle', block_size=4, key_file=key_file)],
         [dict(type='PackSegInputs', meta_keys=('img_path', 'ori_shape', 'img_shape', 'pad_shape', 'flip',
                                                'flip_direction', 'padding_size'))]])])
     model = SegTTAModel(module=build_spy(key_file, 'shuffle', 4, dict(mode='whole'))).eval()
@@ -152,7 +152,8 @@ def test_training_batch_padding_keeps_blocks_and_labels_aligned(key_file):
     """stack_batch pads right/bottom: every image's own region still decrypts, labels stay on their pixels."""
     from mmseg.models import SegDataPreProcessor
     preprocessor = SegDataPreProcessor(mean=MEAN, std=STD, bgr_to_rgb=True, size=(48, 48), seg_pad_val=255)
-    pipeline = Compose([dict(type='BlockwiseEncrypt', block_size=4, key_file=key_file), dict(type='PackSegInputs')])
+    pipeline = Compose([dict(type='BlockwiseEncrypt', method='shuffle', block_size=4, key_file=key_file),
+                        dict(type='PackSegInputs')])
     images = [plain_image(30, 41, seed=5), plain_image(45, 22, seed=6)]
     packed = []
     for rgb in images:

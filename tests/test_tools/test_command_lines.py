@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY, is_locked, load_locked_checkpoint
-from mmseg_keyprotect.crypto.keys import write_random_key
+from mmseg_keyprotect.crypto.key_files import write_random_key
 
 REPO = Path(__file__).resolve().parents[2]
 BASELINE = REPO / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
@@ -49,7 +49,7 @@ def trained(tmp_path_factory, shapes_root):
 
 
 def test_checkpoint_records_a_salted_verifier_not_the_key(trained):
-    from mmseg_keyprotect.crypto.keys import load_key
+    from mmseg_keyprotect.crypto.key_files import load_key
     from mmseg_keyprotect.crypto.verifier import matches
     checkpoint = load_locked_checkpoint(trained['checkpoint'], load_key(trained['key']), 'cpu')
     record = checkpoint['meta'][CHECKPOINT_META_KEY]
@@ -286,7 +286,7 @@ def test_evaluate_protection_tool(trained, tmp_path):
 
 
 def test_a_protected_run_leaves_only_locked_checkpoints(trained):
-    from mmseg_keyprotect.crypto.keys import load_key
+    from mmseg_keyprotect.crypto.key_files import load_key
     checkpoints = sorted(trained['work_dir'].glob('*.pth'))
     assert checkpoints and all(is_locked(path) for path in checkpoints)
     state = load_locked_checkpoint(checkpoints[-1], load_key(trained['key']), 'cpu')['state_dict']

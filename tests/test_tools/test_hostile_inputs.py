@@ -23,7 +23,8 @@ from mmseg_keyprotect.checkpoint import (
     save_locked_checkpoint,
 )
 from mmseg_keyprotect.checkpoint.locked import MAGIC
-from mmseg_keyprotect.crypto.keys import SecretKey, export_arrays, load_key, write_password_key, write_random_key
+from mmseg_keyprotect.crypto.key_files import export_arrays, load_key, write_password_key, write_random_key
+from mmseg_keyprotect.crypto.keys import SecretKey
 from mmseg_keyprotect.errors import ImageFormatError, KeyFileError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -266,7 +267,7 @@ def test_a_password_opens_its_key_in_either_unicode_form(tmp_path):
 
 
 def test_a_key_written_before_passwords_were_normalised_still_opens(tmp_path):
-    from mmseg_keyprotect.crypto.keys import _scrypt
+    from mmseg_keyprotect.crypto.passwords import derive_material as _scrypt
     decomposed = unicodedata_nfd('Ünïcödé-pässwörd')
     document = dict(format='mmseg-keyprotect-key', version=1, kind='password',
                     kdf=dict(name='scrypt', salt='AAAAAAAAAAAAAAAAAAAAAA==', n=2 ** 10, r=1, p=1))

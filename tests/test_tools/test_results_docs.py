@@ -1,21 +1,28 @@
 """Every table of numbers in the README and docs is what its results file renders."""
 import json
 import re
+from pathlib import Path
 
 import pytest
 
-from mmseg_keyprotect_experiments.results_docs import DOCUMENTS, RENDERERS, REPO, RESULTS_DIR, blocks, render
+from mmseg_keyprotect_experiments.results_docs import RENDERERS, blocks, documents, render
+from mmseg_keyprotect_experiments.results_docs import RESULTS_DIR as RELATIVE_RESULTS_DIR
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCUMENTS = documents(ROOT)
+RESULTS_DIR = ROOT / RELATIVE_RESULTS_DIR
 
 
 def test_every_results_block_matches_its_results_file():
     found = [(path, name, body) for path in DOCUMENTS for name, body in blocks(path)]
     assert {name for _, name, _ in found} >= {'demo-headline', 'demo-provenance'}
     for path, name, body in found:
-        assert body == render(name), f'{path}: table {name} is stale (python tools/update_results_docs.py)'
+        assert body == render(name, RESULTS_DIR), f'{path}: table {name} is stale (python tools/update_results_docs.py)'
 
 
 @pytest.mark.parametrize('name', sorted({path.stem for results, _ in RENDERERS.values()
-                                          for path in RESULTS_DIR.glob(f'{results}.json')}))
+                                          for name in ([results] if isinstance(results, str) else results)
+                                          for path in RESULTS_DIR.glob(f'{name}.json')}))
 def test_results_files_say_how_they_were_measured(name):
     report = json.loads((RESULTS_DIR / f'{name}.json').read_text())
     assert report['command'].startswith('python tools/') and re.fullmatch(r'\d{4}-\d{2}-\d{2}', report['date'])
@@ -50,12 +57,12 @@ def test_the_unlabelled_thief_headline_is_the_default_models():
 def test_the_update_tool_checks_without_writing():
     import subprocess
     import sys
-    result = subprocess.run([sys.executable, 'tools/update_results_docs.py', '--check'], cwd=REPO, capture_output=True,
+    result = subprocess.run([sys.executable, 'tools/update_results_docs.py', '--check'], cwd=ROOT, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_cheaper_negatives_sit_beside_full_and_ordinary_training(monkeypatch):
+def test_cheaper_negatives_sit_beside_full_and_ordinary_training():
     """Each candidate row carries its measured cost; a setting the frontier has not measured says so."""
     from mmseg_keyprotect_experiments import results_docs
 
@@ -65,10 +72,9 @@ def test_cheaper_negatives_sit_beside_full_and_ordinary_training(monkeypatch):
                     near_keys={'shuffle': [[0.5, 30.0], [0.9, 70.0]]}, attacks=dict(adapter={'10': 40.0}),
                     thiefs_best=thief, thiefs_best_by='adapter, k = 10')
     cost = dict(key_contrastive_ratio=1.9, negatives_ratios={'interval4': 1.22})
-    monkeypatch.setattr(results_docs, '_load', lambda name: cost)
     report = dict(rows=[row('np:4'), row('np:4+kc0.1/interval4', 'interval4', thief=45.0),
                         row('np:4+kc0.1/share0.5', 'share0.5')])
-    lines = results_docs.key_contrastive_negatives(report).splitlines()[2:]
+    lines = results_docs.key_contrastive_negatives((report, cost)).splitlines()[2:]
     assert [line.split(' | ')[1:3] for line in lines] == [
         ['none (ordinary training)', '1.00'], ['every image, every iteration', '1.90'], ['interval4', '1.22'],
         ['share0.5', 'not measured yet']]

@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.accuracy_study import REPEATED, VARIANTS, parse_variant, run_accuracy_study
@@ -40,7 +40,7 @@ def main():
     if args.results_file:
         command = ('python tools/analysis_tools/accuracy_study.py ' + ' '.join(sys.argv[1:])).split(
             ' --results-file')[0]
-        fingerprint = load_key(args.key_file or str(PUBLIC_DEMO_KEY)).fingerprint
+        fingerprint = RunKey.load(args.key_file or str(PUBLIC_DEMO_KEY)).fingerprint
         Path(args.results_file).write_text(json.dumps(dict(
             provenance(command), key_fingerprint=fingerprint, iterations=report['iterations'], rows=report['rows'],
             minutes=report['minutes']), indent=2) + '\n')

@@ -1,6 +1,6 @@
 """Time training iterations of a config and its protected twin, alternating, in one run.
 
-    python tools/analysis_tools/benchmark_training.py CONFIG --key-file KEY [--method shuffle --block-size 4]
+    python tools/analysis_tools/benchmark_training.py CONFIG --key-file KEY [--method shuffle+np --block-size 4]
         [--iterations 20 --rounds 5]
 
 Prints seconds per iteration (data pipeline included) for each round and the
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from mmengine.config import DictAction
 
+from mmseg_keyprotect.crypto.ciphers import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.benchmarks import benchmark_training
@@ -22,8 +23,8 @@ def main():
     parser = argparse.ArgumentParser(description='Training cost of protection')
     parser.add_argument('config', help='an unprotected config (its protected twin is made in memory)')
     parser.add_argument('--key-file', required=True)
-    parser.add_argument('--method', default='shuffle')
-    parser.add_argument('--block-size', type=int, default=4)
+    parser.add_argument('--method', default=DEFAULT_METHOD, help='method or chain (default %(default)s)')
+    parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE, help='block size M (default %(default)s)')
     parser.add_argument('--iterations', type=int, default=20, help='iterations per round')
     parser.add_argument('--rounds', type=int, default=5)
     parser.add_argument('--on-device', action='store_true',

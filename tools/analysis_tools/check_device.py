@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from mmseg_keyprotect.apis.device_check import MODELS, check_device, report_markdown
+from mmseg_keyprotect.crypto.ciphers import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.errors import KeyProtectError
 
 
@@ -22,8 +23,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description='Check protected training on a device')
     parser.add_argument('--device', default='cuda', help="'cuda', 'cuda:1' or 'cpu' (default cuda)")
     parser.add_argument('--quick', action='store_true', help='tiny sizes: a smoke run, not a measurement')
-    parser.add_argument('--method', default='np', help='the setting timed (default np)')
-    parser.add_argument('--block-size', type=int, default=4, help='M of the setting timed (default 4)')
+    parser.add_argument('--method', default=DEFAULT_METHOD, help='the setting timed (default %(default)s)')
+    parser.add_argument('--block-size', type=int, default=DEFAULT_BLOCK_SIZE,
+                        help='M of the setting timed (default %(default)s)')
     parser.add_argument('--rounds', type=int, help='alternating rounds of the timings (default 5; 2 with --quick)')
     parser.add_argument('--iterations', type=int, help='iterations per round (default 5; 1 with --quick)')
     parser.add_argument('--models', nargs='+', choices=list(MODELS), default=list(MODELS), help='models timed')

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
-from mmseg_keyprotect.crypto import load_key
+from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
 from mmseg_keyprotect.utils import provenance
 from mmseg_keyprotect_experiments.protection_frontier import (
@@ -33,6 +33,8 @@ from mmseg_keyprotect_experiments.protection_frontier import (
     training_costs,
     write_figure,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def main():
@@ -66,7 +68,7 @@ def main():
     parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
                         help=f'draws of labelled images for the learning attacks at k = {BEST_MAX_LABELLED} '
                              '(their mean counts; other k values have one draw)')
-    parser.add_argument('--training-costs', metavar='FILE', default=str(TRAINING_COSTS),
+    parser.add_argument('--training-costs', metavar='FILE', default=str(ROOT / TRAINING_COSTS),
                         help='training time of each key-contrastive setting against ordinary protected training, as '
                              'benchmark_training.py --results-file writes it (default %(default)s)')
     parser.add_argument('--trimmed', action='store_true',
@@ -102,7 +104,7 @@ def main():
         command = ('python tools/analysis_tools/protection_frontier.py ' + ' '.join(sys.argv[1:])).split(
             ' --results-file')[0]
         Path(args.results_file).write_text(json.dumps(dict(
-            provenance(command), key_fingerprint=load_key(study.key_file).fingerprint,
+            provenance(command), key_fingerprint=RunKey.load(study.key_file).fingerprint,
             iterations=args.iterations, seeds=args.seeds, num_wrong_keys=args.num_wrong_keys,
             attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
             attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget,

@@ -1,5 +1,4 @@
 from .blockwise_encrypt import (
-    DEFAULT_CHANNEL_ORDER,
     PADDING_META_KEY,
     BlockwiseEncrypt,
     encrypt_results,
@@ -7,5 +6,5 @@ from .blockwise_encrypt import (
 )
 from .formatting import PackSegInputs
 
-__all__ = ['DEFAULT_CHANNEL_ORDER', 'PADDING_META_KEY', 'BlockwiseEncrypt', 'encrypt_results', 'transform_settings',
+__all__ = ['PADDING_META_KEY', 'BlockwiseEncrypt', 'encrypt_results', 'transform_settings',
            'PackSegInputs']

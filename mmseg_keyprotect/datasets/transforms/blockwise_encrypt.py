@@ -4,22 +4,26 @@ from typing import Optional, Sequence, Union
 from mmcv.transforms import BaseTransform
 from mmseg.registry import TRANSFORMS
 
-from ...crypto.ciphers import BlockCipher, check_image, pad_to_multiple, parse_method
+from ...crypto.ciphers import (
+    DEFAULT_BLOCK_SIZE,
+    DEFAULT_CHANNEL_ORDER,
+    DEFAULT_METHOD,
+    BlockCipher,
+    check_image,
+    pad_to_multiple,
+    parse_method,
+)
 from ...crypto.run_key import RunKey
 from ...errors import ImageFormatError
 
 PADDING_META_KEY = 'padding_size'
-#: What a BlockwiseEncrypt config means where it leaves a setting out. mmcv loads images BGR.
-DEFAULT_TRANSFORM_METHOD = 'shuffle'
-DEFAULT_TRANSFORM_BLOCK_SIZE = 4
-DEFAULT_CHANNEL_ORDER = 'bgr'
 
 
 def transform_settings(transform: dict) -> dict:
     """``method`` (normalised), ``block_size``, ``channel_order`` and ``key_file`` of a BlockwiseEncrypt or
     key-aware data preprocessor config, with the defaults of what it leaves out."""
-    return dict(method='+'.join(parse_method(transform.get('method', DEFAULT_TRANSFORM_METHOD))),
-                block_size=transform.get('block_size', DEFAULT_TRANSFORM_BLOCK_SIZE),
+    return dict(method='+'.join(parse_method(transform.get('method', DEFAULT_METHOD))),
+                block_size=transform.get('block_size', DEFAULT_BLOCK_SIZE),
                 channel_order=transform.get('channel_order', DEFAULT_CHANNEL_ORDER),
                 key_file=transform.get('key_file'))
 
@@ -90,7 +94,7 @@ class BlockwiseEncrypt(BaseTransform):
 
     Args:
         method (str | Sequence[str]): ``'shuffle'``, ``'np'``, ``'ffx'``,
-            ``'ffx8'`` or a chain such as ``'shuffle+np'``. Defaults to ``'shuffle'``.
+            ``'ffx8'`` or a chain such as ``'shuffle+np'``. Defaults to ``'shuffle+np'``.
         block_size (int): block side M in pixels. Defaults to 4.
         key_file (str, optional): a key file for this config alone. Defaults
             to None: the run's key.
@@ -105,8 +109,8 @@ class BlockwiseEncrypt(BaseTransform):
     """
 
     def __init__(self,
-                 method: Union[str, Sequence[str]] = DEFAULT_TRANSFORM_METHOD,
-                 block_size: int = DEFAULT_TRANSFORM_BLOCK_SIZE,
+                 method: Union[str, Sequence[str]] = DEFAULT_METHOD,
+                 block_size: int = DEFAULT_BLOCK_SIZE,
                  key_file: Optional[str] = None,
                  channel_order: str = DEFAULT_CHANNEL_ORDER,
                  pad_val: int = 0,
@@ -117,7 +121,7 @@ class BlockwiseEncrypt(BaseTransform):
         self.key_file = key_file
         self.channel_order = channel_order
         self.pad_val, self.seg_pad_val = pad_val, seg_pad_val
-        self.cipher: BlockCipher = RunKey.current(key_file).cipher(self.method, block_size)
+        self.cipher: BlockCipher = RunKey.for_file(key_file).cipher(self.method, block_size)
         self.block_size = self.cipher.block_size
 
     def transform(self, results: dict) -> dict:

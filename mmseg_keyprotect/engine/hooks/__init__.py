@@ -1,3 +1,4 @@
+from .checkpoint_key_hook import CheckpointKeyHook
 from .keyprotect_hook import KeyProtectHook
 
-__all__ = ['KeyProtectHook']
+__all__ = ['CheckpointKeyHook', 'KeyProtectHook']

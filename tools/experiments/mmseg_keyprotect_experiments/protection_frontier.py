@@ -62,8 +62,8 @@ FULL_ATTACK_SIZES = (1, 2, 5, 10, 40)
 TRIMMED_ATTACK_SIZES, TRIMMED_FINE_TUNE_SIZES = (1, 10, 40), (10,)
 
 
-#: benchmark_training.py's measurement of what each key-contrastive setting costs to train.
-TRAINING_COSTS = Path(__file__).resolve().parents[2] / 'docs' / 'en' / 'results' / 'training_cost_negatives.json'
+#: benchmark_training.py's measurement of what each key-contrastive setting costs to train, in a checkout.
+TRAINING_COSTS = Path('docs') / 'en' / 'results' / 'training_cost_negatives.json'
 
 _log = experiment_log('protection_frontier')
 

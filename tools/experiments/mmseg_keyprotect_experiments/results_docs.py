@@ -10,7 +10,7 @@ can drift from a measurement.
 import json
 import re
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -19,9 +19,8 @@ from mmseg_keyprotect.attacks.protection_report import PART_NAMES, attack_finals
 from .demo import headline_table
 from .protection_frontier import cost_ratios
 
-REPO = Path(__file__).resolve().parents[2]
-RESULTS_DIR = REPO / 'docs' / 'en' / 'results'
-DOCUMENTS = [REPO / 'README.md'] + sorted((REPO / 'docs' / 'en').rglob('*.md'))
+#: Where a checkout keeps the results files, under its root.
+RESULTS_DIR = Path('docs') / 'en' / 'results'
 BLOCK = re.compile(r'<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->', re.S)
 
 
@@ -30,11 +29,16 @@ ATTACK_NAMES = dict(adapter='block-wise adapter on the frozen model',
                     scratch='floor: the same architecture from scratch')
 
 
-def _load(name: str):
+def documents(root: Path) -> List[Path]:
+    """The README and the manual of the checkout at ``root``: the files that hold results blocks."""
+    return [root / 'README.md'] + sorted((root / 'docs' / 'en').rglob('*.md'))
+
+
+def _load(results_dir: Path, name: str):
     """The results file ``name``, or None; a name with ``*`` gives the list of every file it matches."""
     if '*' in name:
-        return [json.loads(path.read_text()) for path in sorted(RESULTS_DIR.glob(f'{name}.json'))]
-    path = RESULTS_DIR / f'{name}.json'
+        return [json.loads(path.read_text()) for path in sorted(results_dir.glob(f'{name}.json'))]
+    path = results_dir / f'{name}.json'
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -319,11 +323,12 @@ def key_contrastive(report: Dict) -> str:
     return '\n'.join(lines)
 
 
-def key_contrastive_negatives(report: Dict) -> str:
+def key_contrastive_negatives(reports: Tuple[Dict, Dict]) -> str:
     """Cheaper negatives beside a negative for every image at every iteration and beside ordinary training:
     training cost (from the training benchmark) and protection (from the frontier), for each setting of the
     method they were measured with."""
-    ratios = cost_ratios(_load('training_cost_negatives'))
+    report, costs = reports
+    ratios = cost_ratios(costs)
     rows = {row['variant']: row for row in report['rows']}
     candidates = [row for row in report['rows'] if row.get('negatives')]
     lines = ['| variant | negatives | training time / ordinary protected | key holder, per seed (mean) | plain '
@@ -431,7 +436,8 @@ def unlabelled_thief_headline(reports: List[Dict]) -> str:
             ' has the command.')
 
 
-RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
+#: Block name -> (results file name, or names, and the function that renders what they hold).
+RENDERERS: Dict[str, Tuple[Union[str, Tuple[str, ...]], Callable]] = {
     'unlabelled-thief-headline': ('thief_*', unlabelled_thief_headline),
     'unlabelled-thief': ('thief_*', unlabelled_thief),
     'protection-frontier': ('protection_frontier', frontier),
@@ -441,7 +447,7 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
     'protection-frontier-decision': ('protection_frontier', frontier_decision),
     'protection-frontier-weights': ('protection_frontier', frontier_weights),
     'key-contrastive': ('protection_frontier', key_contrastive),
-    'key-contrastive-negatives': ('protection_frontier', key_contrastive_negatives),
+    'key-contrastive-negatives': (('protection_frontier', 'training_cost_negatives'), key_contrastive_negatives),
     'checkpoint-speed': ('checkpoint_speed', checkpoint_speed),
     'accuracy-study': ('accuracy_study', accuracy_study),
     'accuracy-study-other-key': ('accuracy_study_other_key', accuracy_study),
@@ -457,11 +463,13 @@ RENDERERS: Dict[str, Tuple[str, Callable[[Dict], str]]] = {
 }
 
 
-def render(name: str) -> str:
+def render(name: str, results_dir: Path) -> str:
+    """The body of results block ``name`` from the results files in ``results_dir``."""
     if name not in RENDERERS:
         raise KeyError(f'no renderer for results block {name!r}; known: {sorted(RENDERERS)}')
     results, renderer = RENDERERS[name]
-    return renderer(_load(results)) + '\n'
+    loaded = _load(results_dir, results) if isinstance(results, str) else tuple(_load(results_dir, r) for r in results)
+    return renderer(loaded) + '\n'
 
 
 def blocks(path: Path) -> List[Tuple[str, str]]:
@@ -469,11 +477,12 @@ def blocks(path: Path) -> List[Tuple[str, str]]:
     return [(match['name'], match['body']) for match in BLOCK.finditer(path.read_text())]
 
 
-def update(path: Path) -> bool:
-    """Rewrite the results blocks of one file; return whether it changed."""
+def update(path: Path, results_dir: Path) -> bool:
+    """Rewrite the results blocks of one file from the results files in ``results_dir``; return whether it
+    changed."""
     text = path.read_text()
-    updated = BLOCK.sub(lambda m: f'<!-- results:{m["name"]} -->\n{render(m["name"])}<!-- /results:{m["name"]} -->',
-                        text)
+    updated = BLOCK.sub(lambda m: f'<!-- results:{m["name"]} -->\n{render(m["name"], results_dir)}'
+                                  f'<!-- /results:{m["name"]} -->', text)
     if updated != text:
         path.write_text(updated)
     return updated != text

@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from mmseg_keyprotect.crypto import SecretKey, published_style
+from mmseg_keyprotect.crypto.ciphers import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD
 from mmseg_keyprotect.errors import ConfigError
 
 from .runs import parse_negatives
@@ -107,7 +108,7 @@ def benchmark_batch_encryption(batch_size: int = 8, size: int = 512, block_size:
     return rows
 
 
-def benchmark_training(config: str, key_file: str, method: str = 'shuffle', block_size: int = 4,
+def benchmark_training(config: str, key_file: str, method: str = DEFAULT_METHOD, block_size: int = DEFAULT_BLOCK_SIZE,
                        iterations: int = 20, rounds: int = 5, cfg_options: Dict = None,
                        work_dir: str = 'work_dirs/benchmark_training', on_device: bool = False,
                        key_contrastive: Optional[float] = None, negatives: Sequence[str] = ()) -> Dict:

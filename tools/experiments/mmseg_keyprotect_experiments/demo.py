@@ -17,8 +17,8 @@ import cv2
 import numpy as np
 import torch
 
-from mmseg_keyprotect.attacks.labelled_images import encrypt_with, score
 from mmseg_keyprotect.attacks.labelled_images import predict as predict_batch
+from mmseg_keyprotect.attacks.labelled_images import score
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
 from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
 from mmseg_keyprotect.attacks.protection_report import (
@@ -37,7 +37,9 @@ from mmseg_keyprotect.config import (
     KEY_CONTRASTIVE_NEGATIVES,
     KEY_CONTRASTIVE_WEIGHT,
 )
-from mmseg_keyprotect.crypto.keys import SecretKey, load_key
+from mmseg_keyprotect.crypto import RunKey
+from mmseg_keyprotect.crypto.conditions import encrypt_batch
+from mmseg_keyprotect.crypto.keys import SecretKey
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 from mmseg_keyprotect.utils import describe, machine
@@ -106,8 +108,8 @@ def sample_figures(evaluation: ProtectionEvaluation, wrong, adapter, out_dir: Pa
     out_dir.mkdir(parents=True, exist_ok=True)
     palette = evaluation.model.dataset_meta['palette']
     data, cipher = evaluation.test_data, evaluation.cipher
-    conditions = [('with the key', encrypt_with(cipher), None), ('plain input', encrypt_with(None), None),
-                  ('a wrong key', encrypt_with(wrong), None), (thief, encrypt_with(None), adapter)]
+    conditions = [('with the key', cipher, None), ('plain input', None, None), ('a wrong key', wrong, None),
+                  (thief, None, adapter)]
     written = []
     for index in range(min(count, len(data))):
         one = data.subset([index])
@@ -115,7 +117,7 @@ def sample_figures(evaluation: ProtectionEvaluation, wrong, adapter, out_dir: Pa
         panels = [rgb, displayable(cipher.encrypt(rgb)), colorize(one.labels[0][0].numpy(), palette)]
         titles = ['plain image', 'what the model sees', 'ground truth']
         for name, condition, attack in conditions:
-            batch = dict(inputs=[condition(image) for image in one.images], data_samples=one.samples)
+            batch = dict(inputs=encrypt_batch(one.images, condition), data_samples=one.samples)
             with torch.no_grad():
                 [prediction] = predict_batch(evaluation.model, batch, attack)
             panels.append(colorize(prediction.pred_sem_seg.data[0].cpu().numpy(), palette))
@@ -186,7 +188,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     if key_file is None:
         key_file = str(PUBLIC_DEMO_KEY)
         _log(f'using the public demo key {key_file}: every run gets the same cipher; it protects nothing')
-    fingerprint = load_key(key_file).fingerprint
+    fingerprint = RunKey.load(key_file).fingerprint  # once: a password key asks once for the whole demo
 
     stages.start(STAGES[1], _minutes(iterations * 0.2))
     baseline_dir = run_dir(work_dir, BASELINE)

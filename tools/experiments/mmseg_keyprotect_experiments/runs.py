@@ -19,7 +19,8 @@ from mmseg_keyprotect.errors import ConfigError
 
 CONFIG_DIR = plugin_config_dir() / 'segformer'
 # Published on purpose, so that anyone re-running the demo gets the same cipher.
-PUBLIC_DEMO_KEY = Path(__file__).with_name('public_demo_key.json')
+#: Published on purpose: every demo run gets the same cipher, and it protects nothing.
+PUBLIC_DEMO_KEY = Path(__file__).resolve().parents[1] / 'public_demo_key.json'
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
 
 
