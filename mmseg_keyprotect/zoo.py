@@ -16,7 +16,7 @@ import yaml
 
 from .checkpoint import is_locked, save_locked_checkpoint
 from .checkpoint.locked import plain_dict
-from .checkpoint.mmengine_io import load_local_checkpoint
+from .checkpoint.mmengine_io import load_from_local
 from .config.loading import plugin_config_dir
 from .crypto.run_key import RunKey
 from .errors import KeyProtectError
@@ -45,7 +45,7 @@ def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: 
     """
     locked = is_locked(checkpoint)
     run_key = (RunKey.current() if key_file is None else RunKey.load(key_file)) if locked else None
-    state = plain_dict(load_local_checkpoint(str(checkpoint), map_location='cpu'))
+    state = plain_dict(load_from_local(str(checkpoint), map_location='cpu'))
     for key in TRAINING_STATE:
         state.pop(key, None)
     out_dir = Path(out_dir)

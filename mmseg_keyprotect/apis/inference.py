@@ -19,6 +19,7 @@ import cv2
 import numpy as np
 from mmcv.transforms import Compose
 from mmengine.config import Config
+from mmengine.dataset import pseudo_collate
 from mmseg.apis import MMSegInferencer
 
 from ..checkpoint.locked import LockedCheckpointError, is_locked
@@ -112,6 +113,19 @@ class ProtectedInferencer(MMSegInferencer):
             check_checkpoint_key(self.record, self.method, self.cipher, self.run_key.source, self._checkpoint_name)
         else:  # a server without the key can still refuse a model trained under other settings
             check_record_settings(self.record, self.method, self.block_size, self._checkpoint_name)
+
+    def _init_collate(self, cfg: Config):
+        # mmseg configs name no collate function; MMEngine would look for one in a registry mmseg lacks, and
+        # warn, before it falls back to this one.
+        if cfg.test_dataloader.get('collate_fn') is None:
+            return pseudo_collate
+        return super()._init_collate(cfg)
+
+    def _init_visualizer(self, cfg: Config):
+        # The inferencer writes its drawings itself (out_dir): storage backends, which need a save_dir, are not used.
+        if cfg.get('visualizer') is not None:
+            cfg.visualizer.vis_backends = None
+        return super()._init_visualizer(cfg)
 
     def _init_pipeline(self, cfg: Config) -> Compose:
         if self.encrypted_input:

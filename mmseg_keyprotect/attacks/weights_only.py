@@ -135,12 +135,12 @@ def public_model_stem(checkpoint: str, model, image_channel_order: str = DEFAULT
     Raises:
         KeyProtectError: the checkpoint has no kernel of that convolution's name and shape.
     """
-    from ..checkpoint.mmengine_io import load_local_checkpoint
+    from ..checkpoint.mmengine_io import load_from_local
     stem = model_stem(model, image_channel_order)
     if stem is None:
         raise KeyProtectError('the model has no plain convolution reading the image, so no public stem to compare')
     name = next(n for n, m in model.named_modules() if m is first_convolution(model)) + '.weight'
-    state = load_local_checkpoint(str(checkpoint), map_location='cpu')
+    state = load_from_local(str(checkpoint), map_location='cpu')
     state = state.get('state_dict', state)
     found = next((value for key, value in state.items()
                   if (key == name or name.endswith('.' + key)) and tuple(value.shape) == stem.weight.shape), None)

@@ -38,8 +38,9 @@ class LockedLocalBackend(LocalBackend):
 
 
 @CheckpointLoader.register_scheme(prefixes='', force=True)
-def load_local_checkpoint(filename: str, map_location=None):
-    """MMEngine's loader of local files, which also unlocks locked ones with the run's key."""
+def load_from_local(filename: str, map_location=None):
+    """MMEngine's loader of local files, which also unlocks locked ones with the run's key (named as MMEngine's,
+    whose log line names the backend after the function)."""
     filename = osp.expanduser(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'{filename} can not be found.')

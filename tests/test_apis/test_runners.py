@@ -107,3 +107,29 @@ def test_close_distributed_destroys_the_groups_and_is_a_no_op_without_them(tmp_p
     torch_dist.new_group(backend='gloo')  # as MMEngine's result collection on CPU makes one
     close_distributed()
     assert not torch_dist.is_initialized()
+
+
+@pytest.mark.parametrize('locked', [True, False])
+def test_a_protected_config_of_an_earlier_version_gets_the_checkpoint_hook_and_backend(tmp_path, locked):
+    """Earlier protected configs had one hook that also locked checkpoints; the tools give them what
+    protect_config writes now, and keep lock_checkpoints=False plain."""
+    base = Path(__file__).resolve().parents[2] / 'configs/segformer/segformer_mit-b0_1xb8-1k_shapes-128x128.py'
+    hook = "dict(type='KeyProtectHook', num_wrong_keys=1)" if locked else \
+        "dict(type='KeyProtectHook', lock_checkpoints=False)"
+    config = tmp_path / 'earlier.py'
+    config.write_text(f'''_base_ = [{str(base)!r}]
+custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
+encrypt = dict(type='BlockwiseEncrypt', method='np', block_size=4)
+train_pipeline = _base_.train_pipeline[:-1] + [encrypt, _base_.train_pipeline[-1]]
+train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+custom_hooks = [{hook}]
+''')
+    cfg = load_run_config(str(config))
+    assert [h['type'] for h in cfg.custom_hooks] == ['KeyProtectHook', 'CheckpointKeyHook']
+    assert 'lock_checkpoints' not in cfg.custom_hooks[0]
+    expected = dict(backend='keyprotect_locked') if locked else None
+    assert cfg.default_hooks.checkpoint.backend_args == expected
+    # A config that names its backend keeps it.
+    config.write_text(config.read_text() + "default_hooks = dict(checkpoint=dict(backend_args=None))\n"
+                      "custom_hooks = [dict(type='KeyProtectHook')]\n")
+    assert load_run_config(str(config)).default_hooks.checkpoint.backend_args is None

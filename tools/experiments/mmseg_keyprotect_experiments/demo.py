@@ -29,7 +29,7 @@ from mmseg_keyprotect.attacks.protection_report import (
 )
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.checkpoint import CHECKPOINT_META_KEY
-from mmseg_keyprotect.checkpoint.mmengine_io import load_local_checkpoint
+from mmseg_keyprotect.checkpoint.mmengine_io import load_from_local
 from mmseg_keyprotect.config import (
     DEFAULT_BLOCK_SIZE,
     DEFAULT_KEY_CONTRASTIVE,
@@ -146,7 +146,7 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
     for row in rows:
         stem = row['config']
         published = publish_checkpoint(row['checkpoint'], stem, work_dir / 'checkpoints')
-        record = load_local_checkpoint(str(published), 'cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
+        record = load_from_local(str(published), 'cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
         metrics = {'Unprotected mIoU': baseline, 'mIoU': row['metrics'].get('mIoU'),
                    'Plain mIoU': row['metrics'].get('plain/mIoU'),
                    'Wrong-key mIoU mean': row['metrics'].get('wrong_key/mIoU_mean'),
@@ -198,15 +198,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                         quiet=True)
 
     negatives = negatives if key_contrastive and negatives != 'all' else ''
-    stem = Variant(method, block_size, key_contrastive, negatives).stem
-    config = CONFIG_DIR / f'{stem}.py'
-    if not config.is_file():
-        flags = ''.join(f' --{name.replace("_", "-")} {value}' for name, value in parse_negatives(negatives).items())
-        raise ConfigError(f'{config} does not exist: the demo runs the committed configs; write it with '
-                          f'python tools/protect_config.py {CONFIG_DIR / BASELINE}.py --method {method} '
-                          f'--block-size {block_size}'
-                          + (f' --key-contrastive {key_contrastive:g}{flags}' if key_contrastive
-                             else ' --no-key-contrastive') + f' -o {config}')
+    stem, config = _committed_config(method, block_size, key_contrastive, negatives)
     # Key-contrastive steps also run the negatives: about 0.9 of an ordinary step for a negative of every image at
     # every iteration, less in proportion for fewer (measured: training_cost_negatives).
     settings = parse_negatives(negatives)
@@ -225,22 +217,7 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
     wrong_ciphers = [SecretKey.generate().cipher(method, block_size) for _ in range(num_wrong_keys)]
     wrong = summarize([evaluation.miou(c) for c in wrong_ciphers]) if wrong_ciphers else None
-    # The thief's cheap attacks: the block-wise adapter, and for FFX chains the value-table adapter; the better one,
-    # on each draw of its labelled images (one draw moves the result by several points).
-    draws = []
-    _log(f'thief with {attack_images} labelled images: block-wise adapter, {attack_draws} draw(s) of the images')
-    for draw in range(attack_draws):
-        rng = np.random.default_rng([0, draw] if draw else 0)
-        chosen = np.sort(rng.choice(len(evaluation.train_data), min(attack_images, len(evaluation.train_data)),
-                                    replace=False))
-        attacks = [train_attack(name, evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
-                                evaluation.train_data.subset(chosen), evaluation.test_data, attack_iterations,
-                                evaluation_points(attack_iterations), block_size, log=_log, keep_trained=draw == 0)
-                   for name in attacks_for(method) if name in ADAPTER_ATTACKS]
-        draws.append(max(attacks, key=lambda result: result['curve'][-1][1]))
-        _log(f'thief with {attack_images} labelled images: draw {draw + 1} of {attack_draws}, mIoU '
-             f'{draws[-1]["curve"][-1][1]:.2f}')
-    attack = dict(draws[0], draws=[result['curve'][-1][1] for result in draws])
+    attack = _labelled_thief(evaluation, method, block_size, attack_images, attack_iterations, attack_draws)
     adapter = attack.pop('trained')
     # The thief with no data at all: the key read off the first convolution (unlabelled images only choose).
     _log(f'thief with the weights, no data: reading the key off the first convolution, then {weights_search_budget} '
@@ -281,10 +258,53 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                   baseline=dict(mIoU=baseline['mIoU']), protected=protected,
                   figures=[str(f) for f in figures], zoo=zoo_entries, stage_seconds=stages.seconds,
                   minutes=(time.time() - started) / 60)
+    _write_report(report, work_dir)
+    return report
+
+
+def _committed_config(method: str, block_size: int, key_contrastive: Optional[float], negatives: str):
+    """The stem and path of the committed config of the demo's setting, or an error that says how to write it."""
+    stem = Variant(method, block_size, key_contrastive, negatives).stem
+    config = CONFIG_DIR / f'{stem}.py'
+    if not config.is_file():
+        flags = ''.join(f' --{name.replace("_", "-")} {value}' for name, value in parse_negatives(negatives).items())
+        raise ConfigError(f'{config} does not exist: the demo runs the committed configs; write it with '
+                          f'python tools/protect_config.py {CONFIG_DIR / BASELINE}.py --method {method} '
+                          f'--block-size {block_size}'
+                          + (f' --key-contrastive {key_contrastive:g}{flags}' if key_contrastive
+                             else ' --no-key-contrastive') + f' -o {config}')
+    return stem, config
+
+
+def _labelled_thief(evaluation: ProtectionEvaluation, method: str, block_size: int, attack_images: int,
+                    attack_iterations: int, attack_draws: int) -> Dict:
+    """The thief's cheap attacks: the block-wise adapter, and for FFX chains the value-table adapter; the better
+    one, on each draw of its labelled images (one draw moves the result by several points). The first draw's,
+    with what it trained under ``trained`` and every draw's mIoU under ``draws``."""
+    draws = []
+    _log(f'thief with {attack_images} labelled images: block-wise adapter, {attack_draws} draw(s) of the images')
+    for draw in range(attack_draws):
+        rng = np.random.default_rng([0, draw] if draw else 0)
+        chosen = np.sort(rng.choice(len(evaluation.train_data), min(attack_images, len(evaluation.train_data)),
+                                    replace=False))
+        attacks = [train_attack(name, evaluation.model, evaluation.cfg.model, evaluation.cfg.optim_wrapper,
+                                evaluation.train_data.subset(chosen), evaluation.test_data, attack_iterations,
+                                evaluation_points(attack_iterations), block_size, log=_log, keep_trained=draw == 0)
+                   for name in attacks_for(method) if name in ADAPTER_ATTACKS]
+        draws.append(max(attacks, key=lambda result: result['curve'][-1][1]))
+        _log(f'thief with {attack_images} labelled images: draw {draw + 1} of {attack_draws}, mIoU '
+             f'{draws[-1]["curve"][-1][1]:.2f}')
+    return dict(draws[0], draws=[result['curve'][-1][1] for result in draws])
+
+
+def _write_report(report: Dict, work_dir: Path) -> None:
+    """``report.json`` and ``report.md`` (summary, table and figures) in ``work_dir``; the report gains its table
+    and summary."""
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / 'report.json').write_text(json.dumps(report, indent=2, default=float))
     report['table'] = headline_table(report)
     report['summary'] = summary(report)
+    attack, figures = report['protected']['adapter'], report['figures']
     (work_dir / 'report.md').write_text(
         f'# mmseg-keyprotect demo\n\n{report["summary"]}\n\n{report["table"]}\n\n'
         f'Rows: the first {len(figures)} validation images. Panels: the plain image, what the protected model '
@@ -292,7 +312,6 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
         f'after the {ADAPTER_ATTACKS[attack["attack"]]} attack with {attack["k"]} labelled images, each with its '
         'own mIoU.\n\n'
         + '\n'.join(f'![sample]({Path(f).relative_to(work_dir)})' for f in figures) + '\n')
-    return report
 
 
 def headline_table(report: Dict) -> str:
