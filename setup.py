@@ -29,8 +29,16 @@ class BuildPyWithMim(build_py):
             return
         mim = Path(self.build_lib) / 'mmseg_keyprotect' / '.mim'
         for name in ('configs', 'tools'):
-            shutil.copytree(ROOT / name, mim / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc', 'experiments'))
+            shutil.copytree(ROOT / name, mim / name, dirs_exist_ok=True, ignore=_not_product)
+
+
+def _not_product(folder: str, names: list) -> list:
+    """What a wheel leaves out of the tools: caches, the experiments, and the tools that run them."""
+    def runs_experiments(name: str) -> bool:
+        path = Path(folder) / name
+        return path.suffix == '.py' and 'mmseg_keyprotect_experiments' in path.read_text(encoding='utf-8')
+    return [name for name in names
+            if name in ('__pycache__', 'experiments') or name.endswith('.pyc') or runs_experiments(name)]
 
 
 setup(

@@ -3,6 +3,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,6 +34,11 @@ def test_wheel_install_finds_its_configs_from_outside_the_checkout(tmp_path):
     subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-build-isolation', '--no-deps', '-q', '-w',
                     str(tmp_path / 'wheel'), str(source)], check=True, capture_output=True, timeout=300)
     [wheel] = (tmp_path / 'wheel').glob('mmseg_keyprotect-*.whl')
+    # The product only: no experiments, and none of the tools that run them.
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    assert not [n for n in names if 'experiments' in n or n.endswith(('/demo.py', '/protection_frontier.py'))]
+    assert any(n.endswith('.mim/tools/infer.py') for n in names)
     site = tmp_path / 'site'
     subprocess.run([sys.executable, '-m', 'pip', 'install', '--no-deps', '-q', '--target', str(site), str(wheel)],
                    check=True, capture_output=True, timeout=300)
