@@ -82,8 +82,8 @@ def main():
     markdown = write_report_files(report, args.out_dir)[0]
     if args.results_file:
         command = ('python tools/evaluate_protection.py ' + ' '.join(sys.argv[1:])).split(' --results-file')[0]
-        Path(args.results_file).write_text(json.dumps({**report, **provenance(command)}, indent=2, default=float)
-                                           + '\n')
+        results = {**report, **provenance(command, args.device)}
+        Path(args.results_file).write_text(json.dumps(results, indent=2, default=float) + '\n')
     print(markdown.read_text())
 
 

@@ -50,7 +50,8 @@ def main():
         command = 'python tools/analysis_tools/benchmark_ciphers.py ' + ' '.join(sys.argv[1:])
         command = command.split(' --results-file')[0].strip()
         Path(args.results_file).write_text(json.dumps(dict(
-            provenance(command), size=args.size, repeats=args.repeats, rows=cipher_rows, batch_rows=batch_rows),
+            provenance(command, args.device), size=args.size, repeats=args.repeats, rows=cipher_rows,
+            batch_rows=batch_rows),
             indent=2) + '\n')
 
 
