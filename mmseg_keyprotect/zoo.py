@@ -17,7 +17,8 @@ import yaml
 from .checkpoint import is_locked, save_locked_checkpoint
 from .checkpoint.locked import plain_dict
 from .checkpoint.mmengine_io import load_from_local
-from .config.loading import plugin_config_dir
+from .checkpoint.norm_statistics import fold_norm_statistics, norm_epsilons
+from .config.loading import load_config, plugin_config_dir
 from .crypto.run_key import RunKey
 from .errors import KeyProtectError
 from .utils.atomic_file import PRIVATE_MODE, atomic_file
@@ -34,20 +35,36 @@ def sha256_of(path: Union[str, Path]) -> str:
     return digest.hexdigest()
 
 
+def config_norm_epsilons(config: Union[str, Path]) -> Dict[str, float]:
+    """The batch norm layers of the model a config builds, with their ``eps`` (what folding their statistics
+    needs)."""
+    from mmseg.apis import init_model  # lazily: it imports every model mmseg has
+    return norm_epsilons(init_model(load_config(config), None, device='cpu'))
+
+
 def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: Union[str, Path],
-                       key_file: Optional[str] = None) -> Path:
+                       key_file: Optional[str] = None, fold_norm_layers: Optional[Dict[str, float]] = None) -> Path:
     """Drop training state, save, and rename to ``<stem>_<time>-<sha256[:8]>.pth``.
 
     The key record (``meta['keyprotect']``) and dataset meta are kept. A
     locked checkpoint is unlocked in memory with ``key_file`` (default the
     run's key) and published locked again; the zoo's sha256 is
     over the published file, so ``tools/zoo.py verify`` needs no key.
+    With ``fold_norm_layers`` (layer -> eps, :func:`config_norm_epsilons`),
+    the running statistics of those batch norm layers are folded into their weights
+    (:func:`~mmseg_keyprotect.checkpoint.fold_norm_statistics`): the same
+    predictions, without the statistics a thief with the weights searches
+    the key on.
     """
     locked = is_locked(checkpoint)
     run_key = (RunKey.current() if key_file is None else RunKey.load(key_file)) if locked else None
     state = plain_dict(load_from_local(str(checkpoint), map_location='cpu'))
     for key in TRAINING_STATE:
         state.pop(key, None)
+    if fold_norm_layers:
+        if 'state_dict' not in state:
+            raise KeyProtectError(f'{checkpoint}: no state_dict to fold the batch norm statistics of')
+        fold_norm_statistics(state['state_dict'], fold_norm_layers)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     staging = out_dir / f'{config_stem}.publishing.pth'

@@ -22,11 +22,14 @@ The attack, :func:`unlabelled_images_attack`:
    (:func:`pick_by_statistics`), so the choice uses no label either.
 
 The oracle needs the weights (running statistics are part of them): a model
-served behind an API, its weights kept private, does not expose it. A model
-without running statistics (no batch norm, or batch norm folded away) leaves
-prediction diversity as the oracle (:func:`~.key_search.oracle_values`).
+served behind an API, its weights kept private, does not expose it. Where the
+statistics were folded into the layers' weights and biases (published
+checkpoints, :mod:`~mmseg_keyprotect.checkpoint.norm_statistics`), the thief
+guesses them back from those (:func:`remembered_statistics`). A model without
+batch norm leaves prediction diversity as the oracle.
 """
 import time
+from functools import partial
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -54,6 +57,28 @@ def normalisation_layers(model: torch.nn.Module) -> List[_BatchNorm]:
     """The batch norm layers of ``model`` that keep running statistics (the oracle's memory)."""
     return [m for m in model.modules()
             if isinstance(m, _BatchNorm) and m.track_running_stats and m.running_mean is not None]
+
+
+def folded_statistics(layer: _BatchNorm) -> bool:
+    """Whether the layer's running statistics were folded into its weight and bias (mean 0, variance ``1 - eps``,
+    as :func:`~mmseg_keyprotect.checkpoint.fold_norm_statistics` leaves them)."""
+    variance = layer.running_var
+    return (layer.weight is not None and not layer.running_mean.any()
+            and torch.allclose(variance, torch.full_like(variance, 1 - layer.eps)))
+
+
+def remembered_statistics(layer: _BatchNorm) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The mean and variance (``eps`` included) of the layer's inputs in training, as a thief reads them.
+
+    Stored ones are read as they are. Folded ones are guessed: the layer computes ``a * x + c`` with
+    ``a = weight / std`` and ``c = bias - mean * a``, which give the mean and the std back if the trained weight
+    and bias are taken to be where training started them (1 and 0).
+    """
+    if not folded_statistics(layer):
+        return layer.running_mean, layer.running_var + layer.eps
+    scale = layer.weight.detach()
+    scale = torch.where(scale.abs() < 1e-6, torch.full_like(scale, 1e-6), scale)
+    return -layer.bias.detach() / scale, scale.abs().reciprocal() ** 2
 
 
 def _log_nothing(message: str) -> None:
@@ -105,15 +130,15 @@ class StatisticsOracle:
         self.evaluations += 1
         seen: List[torch.Tensor] = []
 
-        def record(module, arguments):
+        def record(target_mean, target_variance, module, arguments):
             x = arguments[0]
             dims = [0] + list(range(2, x.dim()))
             mean, deviation = x.mean(dims), (x.var(dims, unbiased=False) + module.eps).sqrt()
-            running_variance = module.running_var + module.eps
-            seen.append((((mean - module.running_mean) ** 2 + (deviation - running_variance.sqrt()) ** 2)
-                         / running_variance).mean())
+            seen.append((((mean - target_mean) ** 2 + (deviation - target_variance.sqrt()) ** 2)
+                         / target_variance).mean())
 
-        handles = [layer.register_forward_pre_hook(record) for layer in self.layers]
+        handles = [layer.register_forward_pre_hook(partial(record, *remembered_statistics(layer)))
+                   for layer in self.layers]
         try:
             self.forward(inputs)
         finally:
@@ -330,6 +355,8 @@ def unlabelled_images_attack(model, stem: Optional[Stem], method: str, block_siz
     search_oracle = StatisticsOracle(model, images, channel_order)
     pick_oracle = StatisticsOracle(model, holdout, channel_order)
     oracle_name = 'normalisation statistics'
+    if any(folded_statistics(layer) for layer in search_oracle.layers):
+        oracle_name += ', guessed from folded weights'
     if not search_oracle.available:
         oracle_name = 'mutual information'
         search_oracle = _DiversityOracle(model, images, channel_order)

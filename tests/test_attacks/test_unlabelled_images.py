@@ -17,14 +17,17 @@ from mmseg_keyprotect.attacks.key_recovery import key_agreement
 from mmseg_keyprotect.attacks.unlabelled_images import (
     StatisticsOracle,
     _round_permutation,
+    folded_statistics,
     hill_climb,
     normalisation_layers,
     pick_by_statistics,
     relaxed_encrypt,
     relaxed_search,
+    remembered_statistics,
     unlabelled_images_attack,
 )
 from mmseg_keyprotect.attacks.weights_only import Stem, estimate_key_from_weights
+from mmseg_keyprotect.checkpoint import fold_model_norm_statistics
 from mmseg_keyprotect.crypto.ciphers import BlockCipher
 from mmseg_keyprotect.crypto.keys import SecretKey
 
@@ -189,3 +192,23 @@ def test_public_weights_give_the_signs_that_training_added():
     assert max(key_agreement(c, truth)['flips'] for c in estimate.candidates) == 1.0
     with pytest.raises(Exception, match='public stem'):
         estimate_key_from_weights(stolen, 'np', 4, public_stem=Stem(public[:, :, :5, :5].copy(), 4, 3))
+
+
+def test_folded_statistics_are_guessed_back_from_the_weights():
+    """Folding hides the statistics in the layer's weight and bias; where those stayed where training starts them
+    (1 and 0), the thief's guess gives the statistics back, and the oracle rates every key as before."""
+    key = random_key('shuffle+np', 2)
+    images = textured_images(8, 2)
+    model = trained_on(BlockModel(2), key, images)
+    oracle = StatisticsOracle(model, images.unbind(0))
+    others = [random_key('shuffle+np', 2) for _ in range(3)]
+    before = [oracle(cipher) for cipher in [key, None] + others]
+    assert not folded_statistics(model.norm)
+    fold_model_norm_statistics(model)
+    assert folded_statistics(model.norm)
+    mean, variance = remembered_statistics(model.norm)
+    assert not torch.equal(mean, model.norm.running_mean)
+    assert [oracle(cipher) for cipher in [key, None] + others] == pytest.approx(before, rel=1e-3, abs=1e-4)
+    result = unlabelled_images_attack(model, None, 'np', 2, images.unbind(0), images.unbind(0), 'bgr', budget=5,
+                                      relaxed_steps=0)
+    assert result['oracle'] == 'normalisation statistics, guessed from folded weights'
