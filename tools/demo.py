@@ -13,7 +13,7 @@ import argparse
 import shutil
 import warnings
 
-from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET
+from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, UNLABELLED_DRAWS, WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.config import DEFAULT_BLOCK_SIZE, DEFAULT_METHOD, KEY_CONTRASTIVE_WEIGHT
 from mmseg_keyprotect.errors import KeyProtectError
@@ -54,6 +54,8 @@ def main():
                         help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
     parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
                         help='gradient steps of that thief\'s relaxed search (default %(default)s)')
+    parser.add_argument('--unlabelled-draws', type=int, default=UNLABELLED_DRAWS,
+                        help='draws of that thief\'s unlabelled images; the report gives the mean (default %(default)s)')
     parser.add_argument('--num-figures', type=int, default=4, help='sample images to draw')
     parser.add_argument('--num-train', type=int, default=400, help='generated training images')
     parser.add_argument('--num-val', type=int, default=100, help='generated validation images')
@@ -65,7 +67,7 @@ def main():
                       args.method, args.block_size,
                       None if args.no_key_contrastive else args.key_contrastive or DEFAULT_DEMO_KEY_CONTRASTIVE,
                       args.weights_search_budget, args.attack_draws, args.negatives, args.unlabelled_images,
-                      args.climb_budget, args.relaxed_steps)
+                      args.climb_budget, args.relaxed_steps, args.unlabelled_draws)
     if args.results_file:
         shutil.copyfile(f'{args.work_dir}/report.json', args.results_file)
     print(f'\n{report["summary"]}\n\n{report["table"]}\n\nReport: {args.work_dir}/report.md, '

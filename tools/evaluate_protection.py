@@ -3,7 +3,8 @@
     python tools/evaluate_protection.py CONFIG CHECKPOINT --key-file KEY \
         [--baseline BASELINE_CONFIG BASELINE_CHECKPOINT] [--num-wrong-keys 100] \
         [--attack-sizes 10 100 10%] [--attack-iterations 300] [--attack-draws 3] \
-        [--unlabelled-images 8 32] [--climb-budget 3600] [--public-weights PUBLIC.pth] [--quick]
+        [--unlabelled-images 8 16] [--unlabelled-draws 3] [--climb-budget 3600] [--public-weights PUBLIC.pth] \
+        [--quick]
 
 Writes protection_report.{json,md} and figures to --out-dir and prints the
 markdown. docs/en/user_guides/protection_report.md describes the sections.
@@ -19,6 +20,7 @@ from mmseg_keyprotect.attacks.learning_attacks import ATTACKS
 from mmseg_keyprotect.attacks.protection_report import (
     ATTACK_DRAWS,
     ATTACK_SIZES,
+    UNLABELLED_DRAWS,
     WEIGHTS_SEARCH_BUDGET,
     evaluate_protection,
 )
@@ -29,7 +31,7 @@ from mmseg_keyprotect.utils import provenance
 
 # --quick: a smoke run in a few minutes, too small for percentile claims.
 QUICK = dict(num_wrong_keys=20, attack_sizes=['10'], attack_iterations=40, attack_draws=1, weights_search_budget=100,
-             unlabelled_counts=[8], climb_budget=100, relaxed_steps=10)
+             unlabelled_counts=[8], climb_budget=100, relaxed_steps=10, unlabelled_draws=1)
 
 
 def main():
@@ -59,6 +61,9 @@ def main():
                         help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
     parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
                         help='gradient steps of that thief\'s relaxed search (default %(default)s; 0: none)')
+    parser.add_argument('--unlabelled-draws', type=int, default=UNLABELLED_DRAWS,
+                        help='draws of that thief\'s unlabelled images for each N; the report gives their mean '
+                             '(default %(default)s)')
     parser.add_argument('--public-weights', metavar='CHECKPOINT',
                         help='the public weights the model was trained from, which a thief holds too')
     parser.add_argument('--num-images', type=int, help='score on this many test images (default: all)')
@@ -68,12 +73,14 @@ def main():
     parser.add_argument('--results-file', help='also write the report JSON here (docs/en/results/ feeds the docs)')
     parser.add_argument('--quick', action='store_true',
                         help='trim the budget: 20 wrong keys, k = 10 only, one draw of 40 attack iterations, '
-                             '100 search evaluations, N = 8 unlabelled images with climbs of 100 evaluations')
+                             '100 search evaluations, one draw of N = 8 unlabelled images with climbs of 100 '
+                             'evaluations')
     args = parser.parse_args()
     budget = dict(num_wrong_keys=args.num_wrong_keys, attack_sizes=args.attack_sizes,
                   attack_iterations=args.attack_iterations, attack_draws=args.attack_draws,
                   weights_search_budget=args.weights_search_budget, unlabelled_counts=args.unlabelled_images,
-                  climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps)
+                  climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps,
+                  unlabelled_draws=args.unlabelled_draws)
     if args.quick:
         budget.update(QUICK)
     report = evaluate_protection(args.config, args.checkpoint, args.key_file, args.out_dir, baseline=args.baseline,

@@ -61,6 +61,8 @@ KNOWN_PLAINTEXT_PAIRS = (1, 2, 5)
 ATTACK_SIZES = ('10', '100', '10%')
 #: Draws of labelled images per learning attack and k: one draw is an anecdote.
 ATTACK_DRAWS = 3
+#: Draws of the unlabelled images of the thief who searches the key on the normalisation statistics.
+UNLABELLED_DRAWS = 3
 #: Oracle evaluations the weights-only thief spends searching near the key read off the weights (each one
 #: a forward pass over its unlabelled images). More keep helping shuffles: this is a budget, not a ceiling.
 WEIGHTS_SEARCH_BUDGET = 1000
@@ -96,9 +98,9 @@ def attack_finals(row: Dict) -> List[float]:
     return list(row.get('draws') or [row['curve'][-1][1]])
 
 
-def check_draws(draws: int) -> None:
+def check_draws(draws: int, what: str = 'attack draws') -> None:
     if draws < 1:
-        raise ConfigError(f'attack draws must be at least 1, got {draws}')
+        raise ConfigError(f'{what} must be at least 1, got {draws}')
 
 
 def check_unlabelled(counts: Sequence[int], climb_budget: int, relaxed_steps: int) -> None:
@@ -259,46 +261,60 @@ class ProtectionEvaluation:
 
     def unlabelled_images(self, counts: Sequence[int] = UNLABELLED_COUNTS, budget: int = CLIMB_BUDGET,
                           relaxed_steps: int = RELAXED_STEPS, public_weights: Optional[str] = None,
-                          log: Callable[[str], None] = _log) -> List[Dict]:
+                          draws: int = UNLABELLED_DRAWS, log: Callable[[str], None] = _log) -> List[Dict]:
         """The thief with the weights and N plain, unlabelled images of the domain, for each N in ``counts``
-        (:mod:`.unlabelled_images`).
+        (:mod:`.unlabelled_images`), on ``draws`` independent draws of the images.
 
         The images come from the training split (the thief's own images of the domain; their labels are never
         read); ``HOLDOUT_IMAGES`` others pick among the search's candidates. ``public_weights``: the checkpoint
         the model was trained from, when the config names public weights (the thief has them too).
 
         Returns:
-            list: per N, the kept key's mIoU and agreement, the budget, the seconds, and every candidate's.
+            list: per N, the first draw's search in full (the kept key's agreement, every candidate, each step)
+            with ``mIoU`` the mean over the draws, ``draws`` each draw's kept mIoU, ``evaluations`` and
+            ``seconds`` summed over the draws.
         """
+        check_draws(draws, 'unlabelled image draws')
         stem = model_stem(self.model, self.channel_order)
         public_stem = None if public_weights is None else public_model_stem(public_weights, self.model,
                                                                             self.channel_order)
-        order = np.random.default_rng([self.seed, 1]).permutation(len(self.train_data))
+        results = []
+        for count in counts:
+            searches = []
+            for draw in range(draws):
+                what = f'{count} unlabelled images' + (f', draw {draw + 1} of {draws}' if draws > 1 else '')
+                log(f'thief with the weights and {what}: searching')
+                searches.append(self._unlabelled_search(count, draw, stem, public_stem, budget, relaxed_steps,
+                                                        lambda message: log(f'{what}: {message}')))
+                log(f'thief with the weights and {what}: mIoU {searches[-1]["mIoU"]:.2f} '
+                    f'({searches[-1]["chosen"]}), {searches[-1]["seconds"] / 60:.1f} min')
+            finals = [search['mIoU'] for search in searches]
+            results.append(dict(searches[0], public_weights=public_weights is not None, mIoU=float(np.mean(finals)),
+                                draws=finals, evaluations=sum(search['evaluations'] for search in searches),
+                                seconds=sum(search['seconds'] for search in searches)))
+        return results
+
+    def _unlabelled_search(self, count: int, draw: int, stem, public_stem, budget: int, relaxed_steps: int,
+                           log: Callable[[str], None]) -> Dict:
+        """One draw of the thief's images and its search. Draw 0 takes the images every earlier report took."""
+        order = np.random.default_rng([self.seed, 1] + ([draw] if draw else [])).permutation(len(self.train_data))
         # A small training split (a test's) still leaves images to search with: at most half of it is held out.
         held = min(HOLDOUT_IMAGES, max(1, len(order) // 2))
         holdout = [self.train_data.images[i] for i in order[:held]]
-        results = []
-        for count in counts:
-            chosen = order[held:held + count]
-            log(f'thief with the weights and {len(chosen)} unlabelled images: searching')
-            outcome = unlabelled_images_attack(
-                self.model, stem, self.inferencer.method, self.cipher.block_size,
-                [self.train_data.images[i] for i in chosen], holdout, self.channel_order, budget, relaxed_steps,
-                public_stem, self.seed, log=lambda message: log(f'unlabelled images, N = {len(chosen)}: {message}'))
-            candidates = {name: dict(mIoU=self.miou(cipher), agreement=key_agreement(cipher, self.cipher),
-                                     value=outcome['values'][name])
-                          for name, cipher in outcome['candidates'].items()}
-            kept = candidates[outcome['chosen']]
-            results.append(dict(images=len(chosen), holdout_images=len(holdout), budget=budget,
-                                relaxed_steps=relaxed_steps, public_weights=public_weights is not None,
-                                oracle=outcome['oracle'], chosen=outcome['chosen'], mIoU=kept['mIoU'],
-                                agreement=kept['agreement'], evaluations=outcome['evaluations'],
-                                seconds=outcome['seconds'], candidates=candidates,
-                                steps={name: {k: v for k, v in step.items() if k != 'trace'}
-                                       for name, step in outcome['steps'].items()}))
-            log(f'thief with the weights and {len(chosen)} unlabelled images: mIoU {kept["mIoU"]:.2f} '
-                f'({outcome["chosen"]}), {outcome["seconds"] / 60:.1f} min')
-        return results
+        chosen = order[held:held + count]
+        outcome = unlabelled_images_attack(
+            self.model, stem, self.inferencer.method, self.cipher.block_size,
+            [self.train_data.images[i] for i in chosen], holdout, self.channel_order, budget, relaxed_steps,
+            public_stem, self.seed + draw, log=log)
+        candidates = {name: dict(mIoU=self.miou(cipher), agreement=key_agreement(cipher, self.cipher),
+                                 value=outcome['values'][name])
+                      for name, cipher in outcome['candidates'].items()}
+        kept = candidates[outcome['chosen']]
+        return dict(images=len(chosen), holdout_images=len(holdout), budget=budget, relaxed_steps=relaxed_steps,
+                    oracle=outcome['oracle'], chosen=outcome['chosen'], mIoU=kept['mIoU'],
+                    agreement=kept['agreement'], evaluations=outcome['evaluations'], seconds=outcome['seconds'],
+                    candidates=candidates, steps={name: {k: v for k, v in step.items() if k != 'trace'}
+                                                  for name, step in outcome['steps'].items()})
 
     def _reference_images(self, count: int) -> list:
         """Unrelated plain images (the training split), the same draw on every call."""
@@ -340,8 +356,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         attack_sizes: Sequence[Union[int, str]] = ATTACK_SIZES, attack_iterations: int = 300,
                         attack_draws: int = ATTACK_DRAWS, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                         unlabelled_counts: Sequence[int] = UNLABELLED_COUNTS, climb_budget: int = CLIMB_BUDGET,
-                        relaxed_steps: int = RELAXED_STEPS, public_weights: Optional[str] = None,
-                        attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
+                        relaxed_steps: int = RELAXED_STEPS, unlabelled_draws: int = UNLABELLED_DRAWS,
+                        public_weights: Optional[str] = None, attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
                         device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
 
@@ -361,6 +377,8 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
             images (empty: not run).
         climb_budget (int): oracle evaluations of each of that thief's climbs.
         relaxed_steps (int): gradient steps of its relaxed search.
+        unlabelled_draws (int): draws of that thief's images for each N; the
+            report gives their mean and each one.
         public_weights (str, optional): the checkpoint the model was trained
             from (public weights that thief holds too).
         attacks: which learning attacks to run; default those that fit the
@@ -375,6 +393,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     resolve_sizes(attack_sizes, 10 ** 9)  # a bad size or draw count fails now, not after the long sections
     check_draws(attack_draws)
     check_unlabelled(unlabelled_counts, climb_budget, relaxed_steps)
+    check_draws(unlabelled_draws, 'unlabelled image draws')
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log(f'loading {checkpoint} and the test images')
@@ -405,7 +424,7 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
     report['weights_only'] = evaluation.weights_only(search_budget=weights_search_budget)
     _log('key search with the weights and unlabelled images')
     report['unlabelled_images'] = evaluation.unlabelled_images(unlabelled_counts, climb_budget, relaxed_steps,
-                                                               public_weights)
+                                                               public_weights, unlabelled_draws)
     report['learning_attacks'] = evaluation.learning_attacks(attack_sizes, attack_iterations, attacks, attack_draws) \
         if attack_sizes and (attacks is None or attacks) else []
     report['minutes'] = (time.time() - started) / 60

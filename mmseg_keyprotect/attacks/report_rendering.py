@@ -192,7 +192,14 @@ def unlabelled_images_section(results: List[Dict]) -> List[str]:
             lines.append(f'| {result["images"]} | {name} | {100 * agreement["positions"]:.1f}% | '
                          f'{100 * agreement["flips"]:.1f}% | {100 * agreement["pixels"]:.1f}% | '
                          f'{candidate["mIoU"]:.2f} | {"yes" if name == result["chosen"] else ""} |')
-    lines += ['', ' '.join(f'N = {r["images"]}: {r["evaluations"]} oracle evaluations, {r["seconds"] / 60:.1f} min.'
+    for result in results:
+        draws = result.get('draws') or [result['mIoU']]
+        if len(draws) > 1:
+            lines += ['', f'N = {result["images"]}: the table is the first draw of the images; the kept key\'s mIoU, '
+                          f'mean of {len(draws)} draws of the images: {result["mIoU"]:.2f} (each: '
+                          + ', '.join(f'{value:.2f}' for value in draws) + ').']
+    lines += ['', ' '.join(f'N = {r["images"]}: {r["evaluations"]} oracle evaluations, {r["seconds"] / 60:.1f} min'
+                           + (f' over {len(r["draws"])} draws' if len(r.get('draws') or []) > 1 else '') + '.'
                            for r in results)]
     return lines
 

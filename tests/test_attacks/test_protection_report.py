@@ -40,7 +40,7 @@ def report(tmp_path_factory, shapes_root):
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader')))
     result = evaluate_protection(str(config), checkpoint, key_file, out_dir=root / 'report', num_wrong_keys=3,
                                  attack_sizes=['2', '25%'], attack_iterations=2, attack_draws=1,
-                                 unlabelled_counts=[2], climb_budget=6, relaxed_steps=2)
+                                 unlabelled_counts=[2], climb_budget=6, relaxed_steps=2, unlabelled_draws=1)
     return dict(result=result, root=root, key_file=key_file, checkpoint=checkpoint, config=str(config),
                 data_root=shapes_root)
 

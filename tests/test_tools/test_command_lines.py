@@ -259,7 +259,8 @@ def test_evaluate_protection_tool(trained, tmp_path):
     result = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                  '--out-dir', tmp_path / 'report', '--num-wrong-keys', 2, '--attack-sizes', 2,
                  '--attack-iterations', 1, '--attack-draws', 2, '--attacks', 'adapter', '--weights-search-budget',
-                 20, '--unlabelled-images', 2, 3, '--climb-budget', 12, '--relaxed-steps', 2, '--public-weights',
+                 20, '--unlabelled-images', 2, 3, '--unlabelled-draws', 2, '--climb-budget', 12, '--relaxed-steps', 2,
+                 '--public-weights',
                  trained['checkpoint'], '--cfg-options', f'train_dataloader.dataset.data_root={root}',
                  f'test_dataloader.dataset.data_root={root}')
     assert '# Protection report: shuffle, M = 4' in result.stdout and '| adapter | 2 | 1 |' in result.stdout
@@ -272,9 +273,11 @@ def test_evaluate_protection_tool(trained, tmp_path):
     thieves = report['unlabelled_images']
     assert [t['images'] for t in thieves] == [2, 3] and all(t['budget'] == 12 for t in thieves)
     assert all(t['oracle'] == 'normalisation statistics' and t['public_weights'] for t in thieves)
-    # Each climb keeps to its budget: the start and at most 11 moves, twice, then the held-out pick of 3.
-    assert all(t['evaluations'] <= 2 * 12 + 1 + 3 + 2 for t in thieves)
-    assert all(t['chosen'] in t['candidates'] and t['mIoU'] == t['candidates'][t['chosen']]['mIoU'] for t in thieves)
+    # Each climb keeps to its budget: the start and at most 11 moves, twice, then the held-out pick of 3; per draw.
+    assert all(t['evaluations'] <= 2 * (2 * 12 + 1 + 3 + 2) for t in thieves)
+    assert all(t['chosen'] in t['candidates'] and t['draws'][0] == t['candidates'][t['chosen']]['mIoU']
+               and len(t['draws']) == 2 and t['mIoU'] == pytest.approx(sum(t['draws']) / 2) for t in thieves)
+    assert 'mean of 2 draws of the images' in result.stdout
     bad = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
               '--attack-sizes', 'ten', '--cfg-options', f'train_dataloader.dataset.data_root={root}',
               f'test_dataloader.dataset.data_root={root}', check=False)
@@ -285,6 +288,9 @@ def test_evaluate_protection_tool(trained, tmp_path):
     no_images = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file', trained['key'],
                     '--unlabelled-images', 0, check=False)
     assert no_images.returncode != 0 and 'unlabelled image counts must be at least 1, got [0]' in no_images.stderr
+    no_image_draws = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file',
+                         trained['key'], '--unlabelled-draws', 0, check=False)
+    assert no_image_draws.returncode != 0 and 'unlabelled image draws must be at least 1, got 0' in no_image_draws.stderr
 
 
 def test_a_protected_run_leaves_only_locked_checkpoints(trained):

@@ -18,7 +18,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
          '--negatives', 'all',
          '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--attack-draws', '2',
          '--weights-search-budget', '20', '--unlabelled-images', '4', '--climb-budget', '10', '--relaxed-steps', '2',
-         '--num-figures', '1', '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
+         '--unlabelled-draws', '2', '--num-figures', '1', '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
         cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads((tmp_path / 'demo.json').read_text())
@@ -30,6 +30,7 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
     assert 0 <= protected['weights_only']['agreement']['flips'] <= 1
     thief = protected['unlabelled_images']
     assert thief['images'] == 4 and thief['budget'] == 10 and thief['relaxed_steps'] == 2
+    assert len(thief['draws']) == 2 and thief['mIoU'] == sum(thief['draws']) / 2
     assert 'thief with the weights and 4 unlabelled images' in headline_table(written)
     assert written['machine']['cores'] and written['command'].startswith('python tools/demo.py')
     table = headline_table(written)

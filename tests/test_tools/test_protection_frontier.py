@@ -87,8 +87,8 @@ def test_learning_attacks_at_the_deciding_k_are_averaged_over_draws(tmp_path, mo
     study.state['scratch'] = {'10': dict(mIoU=5.0)}
     row = dict(plain=1.0, wrong_keys=dict(count=100, mean=1.0, p95=1.0, max=1.0), near_keys={}, ciphertext_only={},
                weights_only=dict(search=dict(budget=study.weights_search_budget)),
-               unlabelled_images=[dict(images=n, budget=study.climb_budget, relaxed_steps=study.relaxed_steps, mIoU=1.0)
-                                  for n in study.unlabelled_counts],
+               unlabelled_images=[dict(images=n, budget=study.climb_budget, relaxed_steps=study.relaxed_steps, mIoU=1.0,
+                                       draws=[1.0] * study.unlabelled_draws) for n in study.unlabelled_counts],
                attacks=dict(adapter={'10': dict(mIoU=20.0, final=19.0, seconds=2.0)}))
     for _ in range(2):
         study._report(row, Variant('shuffle', 4), tmp_path / 'config.py', tmp_path / 'model.pth')
@@ -188,7 +188,8 @@ def test_the_study_command_line_with_every_flag(tmp_path):
 
     budget = ['--data-root', tmp_path / 'data', '--iterations', 2, '--seeds', 0, '--num-wrong-keys', 2,
               '--attack-sizes', 1, '--fine-tune-sizes', 1, '--attack-iterations', 2, '--weights-search-budget', 20,
-              '--attack-draws', 2, '--unlabelled-images', 2, '--climb-budget', 6, '--relaxed-steps', 1]
+              '--attack-draws', 2, '--unlabelled-images', 2, '--climb-budget', 6, '--relaxed-steps', 1,
+              '--unlabelled-draws', 2]
     run('--work-dir', tmp_path / 'work', *budget, '--variants', 'shuffle:4', '--candidate-margin', 100, '--all-seeds',
         '--training-costs', repo / 'docs/en/results/training_cost_negatives.json')
     out = run('--work-dir', tmp_path / 'work', *budget, '--report-only', '--results-file', tmp_path / 'results.json')
@@ -197,6 +198,7 @@ def test_the_study_command_line_with_every_flag(tmp_path):
     assert [row['variant'] for row in results['rows']] == ['shuffle:4']
     assert 'search' in results['rows'][0]['weights_only']
     assert [t['images'] for t in results['rows'][0]['unlabelled_images']] == [2]
+    assert len(results['rows'][0]['unlabelled_images'][0]['draws']) == 2 and results['unlabelled_draws'] == 2
     again = run('--work-dir', tmp_path / 'imported', *budget, '--trimmed', '--report-only', '--from-results',
                 tmp_path / 'results.json')
     assert 'shuffle:4' in again

@@ -13,7 +13,7 @@ import json
 import sys
 from pathlib import Path
 
-from mmseg_keyprotect.attacks.protection_report import WEIGHTS_SEARCH_BUDGET
+from mmseg_keyprotect.attacks.protection_report import UNLABELLED_DRAWS, WEIGHTS_SEARCH_BUDGET
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.crypto import RunKey
 from mmseg_keyprotect.errors import KeyProtectError
@@ -65,6 +65,8 @@ def main():
                         help='oracle evaluations of each of that thief\'s climbs (default %(default)s)')
     parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
                         help='gradient steps of that thief\'s relaxed search (default %(default)s)')
+    parser.add_argument('--unlabelled-draws', type=int, default=UNLABELLED_DRAWS,
+                        help='draws of that thief\'s unlabelled images (their mean counts; default %(default)s)')
     parser.add_argument('--attack-draws', type=int, default=ATTACK_DRAWS,
                         help=f'draws of labelled images for the learning attacks at k = {BEST_MAX_LABELLED} '
                              '(their mean counts; other k values have one draw)')
@@ -87,7 +89,7 @@ def main():
     study = FrontierStudy(args.work_dir, args.data_root, args.key_file, args.iterations, args.seeds,
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
                           args.weights_search_budget, args.attack_draws, training_costs(args.training_costs),
-                          args.unlabelled_images, args.climb_budget, args.relaxed_steps)
+                          args.unlabelled_images, args.climb_budget, args.relaxed_steps, args.unlabelled_draws)
     if args.from_results:
         study.import_results(json.loads(Path(args.from_results).read_text()))
     decision = study.decide() if args.report_only else run_frontier(
@@ -109,7 +111,7 @@ def main():
             attack_sizes=args.attack_sizes, fine_tune_sizes=args.fine_tune_sizes,
             attack_iterations=args.attack_iterations, weights_search_budget=args.weights_search_budget,
             attack_draws=args.attack_draws, unlabelled_images=args.unlabelled_images,
-            climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps,
+            climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps, unlabelled_draws=args.unlabelled_draws,
             baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
             rows=rows, decision=decision), indent=2) + '\n')

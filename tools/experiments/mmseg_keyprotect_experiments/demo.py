@@ -23,6 +23,7 @@ from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_po
 from mmseg_keyprotect.attacks.metrics import chance_levels, summarize
 from mmseg_keyprotect.attacks.protection_report import (
     ATTACK_DRAWS,
+    UNLABELLED_DRAWS,
     WEIGHTS_SEARCH_BUDGET,
     ProtectionEvaluation,
     attack_finals,
@@ -170,15 +171,16 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
              block_size: int = DEFAULT_BLOCK_SIZE, key_contrastive: Optional[float] = DEFAULT_DEMO_KEY_CONTRASTIVE,
              weights_search_budget: int = WEIGHTS_SEARCH_BUDGET, attack_draws: int = ATTACK_DRAWS,
              negatives: str = DEFAULT_DEMO_NEGATIVES, unlabelled_images: int = UNLABELLED_COUNTS[0],
-             climb_budget: int = CLIMB_BUDGET, relaxed_steps: int = RELAXED_STEPS) -> Dict:
+             climb_budget: int = CLIMB_BUDGET, relaxed_steps: int = RELAXED_STEPS,
+             unlabelled_draws: int = UNLABELLED_DRAWS) -> Dict:
     """Run the demo end to end and return the report (also written to ``work_dir``).
 
     ``key_contrastive``: the loss weight of key-contrastive training, or None
     for ordinary protected training, and ``negatives`` the negatives it
     draws (a :func:`~.runs.parse_negatives` name). ``attack_draws``: draws of
     the thief's labelled images (the report gives their mean; the figures use
-    the first). ``unlabelled_images``, ``climb_budget`` and ``relaxed_steps``: the thief with the weights and
-    unlabelled images (0 images: not run).
+    the first). ``unlabelled_images``, ``climb_budget``, ``relaxed_steps`` and ``unlabelled_draws``: the thief
+    with the weights and unlabelled images (0 images: not run).
     """
     started = time.time()
     stages = _Stages()
@@ -211,7 +213,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     # the statistics search, per relaxed step.
     stages.start(STAGES[3], _minutes(20 + attack_draws * attack_iterations * 0.15 + num_wrong_keys * 0.8
                                      + weights_search_budget * 0.2
-                                     + (2 * climb_budget * 0.1 + relaxed_steps * 0.5 if unlabelled_images else 0)))
+                                     + (unlabelled_draws * (2 * climb_budget * 0.1 + relaxed_steps * 0.5)
+                                        if unlabelled_images else 0)))
     options = {f'{split}_dataloader.dataset.data_root': str(data_root) for split in ('train', 'val', 'test')}
     evaluation = ProtectionEvaluation(str(config), str(checkpoint), key_file, cfg_options=options)
     authorized, plain = evaluation.miou(evaluation.cipher), evaluation.miou(None)
@@ -224,8 +227,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
          'evaluations of search')
     weights = evaluation.weights_only(search_budget=weights_search_budget, log=_log)
     # The thief with the weights and a handful of unlabelled images of the domain: the normalisation statistics.
-    statistics = evaluation.unlabelled_images([unlabelled_images], climb_budget, relaxed_steps, log=_log)[0] \
-        if unlabelled_images else None
+    statistics = evaluation.unlabelled_images([unlabelled_images], climb_budget, relaxed_steps,
+                                              draws=unlabelled_draws, log=_log)[0] if unlabelled_images else None
     num_classes = len(evaluation.model.dataset_meta['classes'])
     protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, negatives=negatives,
                      config=stem,
@@ -233,8 +236,8 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
                      weights_only=dict(mIoU=weights.get('mIoU'), agreement=weights.get('agreement'),
                                        searched=(weights.get('search') or {}).get('mIoU'), note=weights.get('note')),
                      unlabelled_images=statistics and {k: statistics[k] for k in (
-                         'images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'agreement', 'evaluations',
-                         'seconds')},
+                         'images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws', 'agreement',
+                         'evaluations', 'seconds')},
                      chance=chance_levels(evaluation.test_data.labels, num_classes))
 
     stages.start(STAGES[4])
@@ -325,9 +328,7 @@ def headline_table(report: Dict) -> str:
                      f'{wrong["mean"]:.2f} / {wrong["max"]:.2f}'))
     draws = attack_finals(attack)
     rows.append((f'thief with {attack["k"]} labelled images: {ADAPTER_ATTACKS[attack.get("attack", "adapter")]}, '
-                 f'{attack["iterations"]} iterations'
-                 + (f', mean of {len(draws)} draws of the images (lowest to highest)' if len(draws) > 1 else ''),
-                 f'{np.mean(draws):.2f} ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else draws[0]))
+                 f'{attack["iterations"]} iterations' + _over_draws(draws), _mean_and_range(draws)))
     weights = protected.get('weights_only') or {}
     if weights.get('mIoU') is not None:
         best = max(value for value in (weights['mIoU'], weights.get('searched')) if value is not None)
@@ -335,9 +336,10 @@ def headline_table(report: Dict) -> str:
                      'unlabelled images (the better)', best))
     statistics = protected.get('unlabelled_images')
     if statistics:
+        draws = statistics.get('draws') or [statistics['mIoU']]
         rows.append((f'thief with the weights and {statistics["images"]} unlabelled images: key searched on the '
-                     f'{statistics["oracle"]} ({statistics["evaluations"]} evaluations, '
-                     f'{statistics["seconds"] / 60:.0f} minutes)', statistics['mIoU']))
+                     f'{statistics["oracle"]}' + _over_draws(draws) + f' ({statistics["evaluations"]} evaluations, '
+                     f'{statistics["seconds"] / 60:.0f} minutes in all)', _mean_and_range(draws)))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
     contrastive = (', key-contrastive training' if protected.get('key_contrastive') else '') + (
         f', negatives {protected["negatives"]}' if protected.get('negatives') else '')
@@ -345,6 +347,14 @@ def headline_table(report: Dict) -> str:
              '|---|---|']
     lines += [f'| {name} | {value if isinstance(value, str) else f"{value:.2f}"} |' for name, value in rows]
     return '\n'.join(lines)
+
+
+def _over_draws(draws: List[float]) -> str:
+    return f', mean of {len(draws)} draws of the images (lowest to highest)' if len(draws) > 1 else ''
+
+
+def _mean_and_range(draws: List[float]):
+    return f'{np.mean(draws):.2f} ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else draws[0]
 
 
 def summary(report: Dict) -> str:

@@ -22,7 +22,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 
 from mmseg_keyprotect.attacks.learning_attacks import attacks_for, evaluation_points, train_attack
-from mmseg_keyprotect.attacks.protection_report import ATTACK_DRAWS, WEIGHTS_SEARCH_BUDGET, ProtectionEvaluation
+from mmseg_keyprotect.attacks.protection_report import (
+    ATTACK_DRAWS,
+    UNLABELLED_DRAWS,
+    WEIGHTS_SEARCH_BUDGET,
+    ProtectionEvaluation,
+)
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
@@ -107,6 +112,8 @@ class FrontierStudy:
         unlabelled_counts (Sequence[int]): N of the thief with the weights and
             N unlabelled images.
         climb_budget (int), relaxed_steps (int): that thief's budget.
+        unlabelled_draws (int): draws of that thief's images (its mIoU is
+            their mean).
         training_costs (dict, optional): training time relative to ordinary
             protected training, by key-contrastive negatives name (``'all'``
             for a negative for every image at every iteration), as
@@ -120,7 +127,8 @@ class FrontierStudy:
                  attack_iterations: int = 200, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                  attack_draws: int = ATTACK_DRAWS, training_costs: Optional[Dict[str, float]] = None,
                  unlabelled_counts: Sequence[int] = UNLABELLED_COUNTS, climb_budget: int = CLIMB_BUDGET,
-                 relaxed_steps: int = RELAXED_STEPS, log: Callable[[str], None] = _log):
+                 relaxed_steps: int = RELAXED_STEPS, unlabelled_draws: int = UNLABELLED_DRAWS,
+                 log: Callable[[str], None] = _log):
         self.work_dir, self.data_root = Path(work_dir), Path(data_root)
         self.key_file = key_file or str(PUBLIC_DEMO_KEY)
         self.iterations, self.seeds = iterations, list(seeds)
@@ -129,6 +137,7 @@ class FrontierStudy:
         self.training_costs = dict(training_costs or {})
         self.unlabelled_counts, self.climb_budget, self.relaxed_steps = list(unlabelled_counts), climb_budget, \
             relaxed_steps
+        self.unlabelled_draws = unlabelled_draws
         self.attack_sizes, self.fine_tune_sizes = list(attack_sizes), list(fine_tune_sizes)
         self.log = log
         self.path = self.work_dir / 'frontier.json'
@@ -252,17 +261,18 @@ class FrontierStudy:
         if ((row.get('weights_only') or {}).get('search') or {}).get('budget') != self.weights_search_budget:
             row['weights_only'] = loaded().weights_only(search_budget=self.weights_search_budget, log=self.log)
             self.save()
-        wanted = [dict(images=n, budget=self.climb_budget, relaxed_steps=self.relaxed_steps)
-                  for n in self.unlabelled_counts]
-        measured = [{k: r[k] for k in ('images', 'budget', 'relaxed_steps')} for r in row.get('unlabelled_images', [])]
+        wanted = [dict(images=n, budget=self.climb_budget, relaxed_steps=self.relaxed_steps,
+                       draws=self.unlabelled_draws) for n in self.unlabelled_counts]
+        measured = [dict({k: r[k] for k in ('images', 'budget', 'relaxed_steps')}, draws=len(r.get('draws') or [0]))
+                    for r in row.get('unlabelled_images', [])]
         if measured != wanted:
             row['unlabelled_images'] = [
-                {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'agreement',
-                                   'evaluations', 'seconds', 'candidates')}
+                {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws',
+                                   'agreement', 'evaluations', 'seconds', 'candidates')}
                 for r in loaded().unlabelled_images(
                     self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
                     str(public_weights(self.work_dir, self.iterations)) if 'public' in variant.model_options else None,
-                    self.log)]
+                    self.unlabelled_draws, self.log)]
             self.save()
         plan = [(attack, self.fine_tune_sizes if attack == 'fine_tune' else self.attack_sizes)
                 for attack in attacks_for(variant.method) if attack != 'scratch']
