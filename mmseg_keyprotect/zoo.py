@@ -5,6 +5,7 @@ format, with the protection numbers under ``Results.Metrics`` and the key
 fingerprint under ``Metadata``. A checkpoint is named
 ``<config stem>_<YYYYMMDD_HHMMSS>-<first 8 hex of its sha256>.pth``.
 """
+import copy
 import hashlib
 import time
 import urllib.request
@@ -38,8 +39,13 @@ def sha256_of(path: Union[str, Path]) -> str:
 def config_norm_epsilons(config: Union[str, Path]) -> Dict[str, float]:
     """The batch norm layers of the model a config builds, with their ``eps`` (what folding their statistics
     needs)."""
-    from mmseg.apis import init_model  # lazily: it imports every model mmseg has
-    return norm_epsilons(init_model(load_config(config), None, device='cpu'))
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS  # lazily: it imports every model mmseg has
+    init_default_scope('mmseg')
+    model_cfg = copy.deepcopy(load_config(config).model)
+    # Only the layers count: the stock preprocessor builds without the key that an encrypting one asks for.
+    model_cfg['data_preprocessor'] = dict(type='SegDataPreProcessor')
+    return norm_epsilons(MODELS.build(model_cfg))
 
 
 def publish_checkpoint(checkpoint: Union[str, Path], config_stem: str, out_dir: Union[str, Path],

@@ -30,6 +30,22 @@ def test_publish_names_by_convention_and_drops_training_state(tmp_path):
     assert 'optimizer' not in state and state['meta']['keyprotect'] == dict(fingerprint='f')
 
 
+def test_publish_folds_the_statistics_of_the_layers_named(tmp_path):
+    source = tmp_path / 'iter_4.pth'
+    layer = {'bn.running_mean': torch.full((2,), 3.0), 'bn.running_var': torch.full((2,), 4.0 - 1e-5),
+             'bn.weight': torch.ones(2), 'bn.bias': torch.zeros(2)}
+    torch.save(dict(state_dict=dict(layer), meta={}), source)
+    state = torch.load(publish_checkpoint(source, 'model', tmp_path / 'out', fold_norm_layers={'bn': 1e-5}))
+    folded = state['state_dict']
+    assert not folded['bn.running_mean'].any() and torch.allclose(folded['bn.weight'], torch.full((2,), 0.5))
+    assert torch.allclose(folded['bn.bias'], torch.full((2,), -1.5))
+    kept = torch.load(publish_checkpoint(source, 'model', tmp_path / 'kept'))['state_dict']
+    assert torch.equal(kept['bn.running_mean'], layer['bn.running_mean'])
+    torch.save(dict(meta={}), source)
+    with pytest.raises(KeyProtectError, match='no state_dict to fold'):
+        publish_checkpoint(source, 'model', tmp_path / 'out', fold_norm_layers={'bn': 1e-5})
+
+
 def test_verify_rejects_a_changed_file(tmp_path):
     path = tmp_path / 'model.pth'
     path.write_bytes(b'weights')

@@ -55,7 +55,8 @@ def main():
     parser.add_argument('--relaxed-steps', type=int, default=RELAXED_STEPS,
                         help='gradient steps of that thief\'s relaxed search (default %(default)s)')
     parser.add_argument('--unlabelled-draws', type=int, default=UNLABELLED_DRAWS,
-                        help='draws of that thief\'s unlabelled images; the report gives the mean (default %(default)s)')
+                        help='draws of that thief\'s unlabelled images; the report gives the mean '
+                             '(default %(default)s)')
     parser.add_argument('--num-figures', type=int, default=4, help='sample images to draw')
     parser.add_argument('--num-train', type=int, default=400, help='generated training images')
     parser.add_argument('--num-val', type=int, default=100, help='generated validation images')

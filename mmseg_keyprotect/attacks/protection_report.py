@@ -357,8 +357,9 @@ def evaluate_protection(config: Union[str, Config], checkpoint: str, key_file: O
                         attack_draws: int = ATTACK_DRAWS, weights_search_budget: int = WEIGHTS_SEARCH_BUDGET,
                         unlabelled_counts: Sequence[int] = UNLABELLED_COUNTS, climb_budget: int = CLIMB_BUDGET,
                         relaxed_steps: int = RELAXED_STEPS, unlabelled_draws: int = UNLABELLED_DRAWS,
-                        public_weights: Optional[str] = None, attacks: Optional[Sequence[str]] = None, num_images: Optional[int] = None,
-                        device: str = 'cpu', seed: int = 0, cfg_options: Optional[dict] = None) -> Dict:
+                        public_weights: Optional[str] = None, attacks: Optional[Sequence[str]] = None,
+                        num_images: Optional[int] = None, device: str = 'cpu', seed: int = 0,
+                        cfg_options: Optional[dict] = None) -> Dict:
     """Write the protection report of a protected checkpoint (``protection_report.json``).
 
     Args:

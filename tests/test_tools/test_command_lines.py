@@ -290,7 +290,8 @@ def test_evaluate_protection_tool(trained, tmp_path):
     assert no_images.returncode != 0 and 'unlabelled image counts must be at least 1, got [0]' in no_images.stderr
     no_image_draws = run('tools/evaluate_protection.py', PROTECTED, trained['checkpoint'], '--key-file',
                          trained['key'], '--unlabelled-draws', 0, check=False)
-    assert no_image_draws.returncode != 0 and 'unlabelled image draws must be at least 1, got 0' in no_image_draws.stderr
+    assert no_image_draws.returncode != 0
+    assert 'unlabelled image draws must be at least 1, got 0' in no_image_draws.stderr
 
 
 def test_a_protected_run_leaves_only_locked_checkpoints(trained):
@@ -361,6 +362,17 @@ def test_publish_and_zoo_tools_with_a_local_metafile(trained, tmp_path):
                  '--key-file', trained['key'])
     [published] = published_dir.glob('*.pth')
     assert is_locked(published) and 'sha256 ' in result.stdout
+    from mmseg_keyprotect.crypto.key_files import load_key
+    key = load_key(trained['key'])
+    trained_state = load_locked_checkpoint(trained['checkpoint'], key)['state_dict']
+    folded_state = load_locked_checkpoint(published, key)['state_dict']
+    statistics = [name for name in trained_state if name.endswith('running_mean')]
+    assert statistics and all(not folded_state[name].any() and trained_state[name].any() for name in statistics)
+    kept = run('tools/publish_model.py', trained['checkpoint'], PROTECTED, '--out-dir', tmp_path / 'kept',
+               '--key-file', trained['key'], '--keep-norm-statistics')
+    [kept_file] = (tmp_path / 'kept').glob('*.pth')
+    kept_state = load_locked_checkpoint(kept_file, key)['state_dict']
+    assert 'sha256 ' in kept.stdout and all(torch.equal(kept_state[n], trained_state[n]) for n in trained_state)
     from mmseg_keyprotect.zoo import sha256_of, write_metafile
     metafile = write_metafile(tmp_path / 'local' / 'metafile.yaml', 'local', [dict(
         Name='local-model', Config=str(PROTECTED), Weights=published.name,

@@ -18,7 +18,8 @@ def test_demo_end_to_end_on_a_tiny_budget(tmp_path, key_file):
          '--negatives', 'all',
          '--num-wrong-keys', '2', '--attack-images', '2', '--attack-iterations', '2', '--attack-draws', '2',
          '--weights-search-budget', '20', '--unlabelled-images', '4', '--climb-budget', '10', '--relaxed-steps', '2',
-         '--unlabelled-draws', '2', '--num-figures', '1', '--num-train', '8', '--num-val', '4', '--results-file', str(tmp_path / 'demo.json')],
+         '--unlabelled-draws', '2', '--num-figures', '1', '--num-train', '8', '--num-val', '4', '--results-file',
+         str(tmp_path / 'demo.json')],
         cwd=REPO, capture_output=True, text=True, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads((tmp_path / 'demo.json').read_text())

@@ -2,6 +2,7 @@
 import json
 
 import pytest
+import torch
 
 from mmseg_keyprotect.config import load_config
 from mmseg_keyprotect.errors import ConfigError
@@ -46,6 +47,18 @@ def test_key_contrastive_variants_get_their_config(tmp_path):
     assert cfg.model.data_preprocessor.negatives['close_key'] == 0.25
     assert cfg.model.decode_head.norm_cfg.type == 'GN'
     assert cfg.load_from.endswith('baseline/iter_1000.pth')
+
+
+def test_the_affine_option_starts_from_random_batch_norm_scales_and_shifts(tmp_path):
+    cfg = load_config(str(variant_config(parse_variant('shuffle+np:4+kc0.1/share0.25@affine'), tmp_path)))
+    state = torch.load(cfg.load_from)['state_dict']
+    weights = torch.cat([v for k, v in state.items() if k.endswith('bn.weight')])
+    biases = torch.cat([v for k, v in state.items() if k.endswith('bn.bias')])
+    assert weights.min() >= 0.5 and weights.max() <= 2 and weights.std() > 0.2
+    assert biases.abs().max() <= 1 and biases.std() > 0.3
+    # Reused, not drawn again: a second config of the variant starts from the same weights.
+    again = load_config(str(variant_config(parse_variant('shuffle+np:4+kc0.1/share0.25@affine'), tmp_path)))
+    assert again.load_from == cfg.load_from
 
 
 def test_the_thief_with_unlabelled_images_counts_among_the_thieves():

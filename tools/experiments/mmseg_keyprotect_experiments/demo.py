@@ -44,7 +44,7 @@ from mmseg_keyprotect.crypto.keys import SecretKey
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
 from mmseg_keyprotect.utils import describe, machine
-from mmseg_keyprotect.zoo import publish_checkpoint, sha256_of, write_metafile
+from mmseg_keyprotect.zoo import config_norm_epsilons, publish_checkpoint, sha256_of, write_metafile
 
 from .panels import colorize, displayable
 from .runs import (
@@ -146,7 +146,9 @@ def publish_demo_models(rows: List[Dict], work_dir: Path, key_fingerprint: str, 
     models = []
     for row in rows:
         stem = row['config']
-        published = publish_checkpoint(row['checkpoint'], stem, work_dir / 'checkpoints')
+        # As tools/publish_model.py does: the batch norm statistics folded into the layers' weights.
+        published = publish_checkpoint(row['checkpoint'], stem, work_dir / 'checkpoints',
+                                       fold_norm_layers=config_norm_epsilons(CONFIG_DIR / f'{stem}.py'))
         record = load_from_local(str(published), 'cpu').get('meta', {}).get(CHECKPOINT_META_KEY) or {}
         metrics = {'Unprotected mIoU': baseline, 'mIoU': row['metrics'].get('mIoU'),
                    'Plain mIoU': row['metrics'].get('plain/mIoU'),

@@ -367,24 +367,33 @@ def device_check(report: Optional[Dict]) -> str:
 
 #: What a frontier model option in a config's name changes (see ``runs.MODEL_OPTIONS`` and ``parse_negatives``).
 SETTING_NOTES = (('-gn', 'group norm in the head (no running statistics)'), ('-close', 'negatives close to the key'),
-                 ('-public', 'trained from public weights'))
+                 ('-public', 'trained from public weights'),
+                 ('-affine', 'batch norm scales and shifts drawn at random per channel at the start of training'))
+
+
+_PUBLISHED = 'as published: batch norm statistics folded into the weights'
 
 
 def _setting_notes(report: Dict) -> List[str]:
     stem = Path(report['config']).stem
-    return [note for token, note in SETTING_NOTES if stem.endswith(token) or f'{token}-' in stem]
+    notes = [note for token, note in SETTING_NOTES if stem.endswith(token) or f'{token}-' in stem]
+    if any('folded' in thief.get('oracle', '') for thief in report.get('unlabelled_images') or []):
+        notes.append(_PUBLISHED)
+    return notes
 
 
 def _model_setting(report: Dict) -> str:
-    """How a reported model was trained, from its config's name."""
+    """How a reported model was trained, from its config's name, and how its checkpoint was published."""
     notes = _setting_notes(report)
     return f'{report["method"]}, M = {report["block_size"]}' + (f'; {", ".join(notes)}' if notes else '')
 
 
-def _best_candidate(thief: Dict) -> str:
-    """The best candidate's mIoU when the label-free pick kept another one."""
-    best = max(thief.get('candidates', {}).values(), key=lambda c: c['mIoU'], default=None)
-    return f' (its best candidate: {best["mIoU"]:.2f})' if best and best['mIoU'] > thief['mIoU'] else ''
+def _thief_result(thief: Dict, holder: float) -> str:
+    """The mean over the draws of the images, its share of the key holder, and the draws' range."""
+    draws = thief.get('draws') or [thief['mIoU']]
+    spread = f'; {min(draws):.2f} to {max(draws):.2f} over {len(draws)} draws' if len(draws) > 1 else '; one draw'
+    return f'**{thief["mIoU"]:.2f}** with N = {thief["images"]} ({100 * thief["mIoU"] / holder:.0f}% of the key ' \
+           f'holder\'s {holder:.2f}{spread})'
 
 
 def unlabelled_thief(reports: List[Dict]) -> str:
@@ -393,47 +402,48 @@ def unlabelled_thief(reports: List[Dict]) -> str:
     if not reports:
         return 'Not measured yet.'
     lines = ['| model (key-contrastive training, negatives for a quarter of each batch) | key holder | plain | '
-             'weights only, searched | weights and N unlabelled images: mIoU (share of the key holder), key kept, '
-             'minutes |', '|---|---|---|---|---|']
+             'weights only, searched | weights and N unlabelled images: mean mIoU over draws of the images | oracle '
+             '| minutes |', '|---|---|---|---|---|---|---|']
     for report in reports:
         weights = report.get('weights_only') or {}
         searched = max(v for v in (weights.get('mIoU'), (weights.get('search') or {}).get('mIoU'), 0.0)
                        if v is not None)
-        thieves = '; '.join(
-            f'N = {t["images"]}: **{t["mIoU"]:.2f}** ({100 * t["mIoU"] / report["authorized_mIoU"]:.0f}%), '
-            f'{t["chosen"]}{_best_candidate(t)}, {t["seconds"] / 60:.0f}'
-            for t in report.get('unlabelled_images') or [])
+        thieves = report.get('unlabelled_images') or []
         lines.append(f'| {_model_setting(report)} | {report["authorized_mIoU"]:.2f} | {report["plain_mIoU"]:.2f} | '
-                     f'{searched:.2f} | {thieves} |')
+                     f'{searched:.2f} | ' + '; '.join(_thief_result(t, report['authorized_mIoU']) for t in thieves)
+                     + ' | ' + '; '.join(sorted({t['oracle'] for t in thieves})) + ' | '
+                     + '; '.join(f'{t["seconds"] / 60:.0f}' for t in thieves) + ' |')
     first = next((r for r in reports if not _setting_notes(r)), reports[0])
     thief = (first.get('unlabelled_images') or [{}])[0]
-    lines += ['', f'Measured by `{first["command"]}` (one model per row, its config and checkpoint in place of the '
-              f'first; `--public-weights` with the unprotected baseline for the row trained from it) on '
-              f'{first["date"]}: {_machine(first)}. Each search climbs at most {thief.get("budget")} evaluations from '
-              f'the key read off the weights and, where the model keeps running statistics, from a relaxed key '
-              f'fitted by gradient ({thief.get("relaxed_steps")} steps); {first["test_images"]} test images; one '
-              'draw of the unlabelled images and one model each (seed 0). The minutes were taken with two or three '
-              'such runs sharing the two cores, so they overstate what a run alone takes.']
+    lines += ['', f'Measured by `{first["command"]}` (one model or published checkpoint per row in place of the '
+              f'first, as the row says) on {first["date"]}: {_machine(first)}. Each search climbs at most '
+              f'{thief.get("budget")} evaluations from the key read off the weights and, where the model keeps '
+              f'running statistics, from a relaxed key fitted by gradient ({thief.get("relaxed_steps")} steps); '
+              f'other unlabelled images pick the key the thief keeps; {first["test_images"]} test images; one model '
+              'each (seed 0). The minutes are those of all draws together.']
     return '\n'.join(lines)
 
 
 def unlabelled_thief_headline(reports: List[Dict]) -> str:
     """One sentence for the README: the thief with the weights and unlabelled images against the default model (the
-    results file of a config with no frontier option in its name)."""
-    report = next((r for r in reports if not _setting_notes(r) and r.get('unlabelled_images')), None)
-    if report is None:
+    results file of a config with no frontier option in its name), as trained and as published."""
+    trained = [r for r in reports if not _setting_notes(r) and r.get('unlabelled_images')]
+    if not trained:
         return 'The thief with the weights and unlabelled images on the default model: not measured yet.'
-
-    holder = report['authorized_mIoU']
+    report = trained[0]
+    published = next((r for r in reports if _setting_notes(r) == [_PUBLISHED] and r.get('unlabelled_images')), None)
     thieves = report['unlabelled_images']
-    each = ', '.join(f'**{t["mIoU"]:.2f}** with N = {t["images"]} ({100 * t["mIoU"] / holder:.0f}% of the key '
-                     f'holder\'s {holder:.2f})' for t in thieves)
-    return (f'A thief who holds the weights and N plain, unlabelled images of the domain searches for a key on the '
+    text = (f'A thief who holds the weights and N plain, unlabelled images of the domain searches for a key on the '
             f'statistics the model\'s batch norm layers keep: on the default model ({_model_setting(report)}) it '
-            f'gets {each}. Measured by the protection report (`tools/evaluate_protection.py --unlabelled-images '
-            f'{" ".join(str(t["images"]) for t in thieves)}`) on {report["date"]}, {_machine(report)}, on one model '
-            'and one draw of the images; [results](docs/en/results.md#the-thief-with-the-weights-and-unlabelled-images)'
-            ' has the command.')
+            f'gets ' + ', '.join(_thief_result(t, report['authorized_mIoU']) for t in thieves) + '.')
+    if published:
+        text += (' From the checkpoint as `tools/publish_model.py` publishes it, the statistics folded into the '
+                 'layers\' weights and guessed back from them, it gets '
+                 + ', '.join(_thief_result(t, published['authorized_mIoU']) for t in published['unlabelled_images'])
+                 + '.')
+    return (text + f' Measured by the protection report (`tools/evaluate_protection.py --unlabelled-images '
+            f'{" ".join(str(t["images"]) for t in thieves)}`) on {report["date"]}, {_machine(report)}, on one model; '
+            '[results](docs/en/results.md#the-thief-with-the-weights-and-unlabelled-images) has the command.')
 
 
 #: Block name -> (results file name, or names, and the function that renders what they hold).

@@ -4,12 +4,14 @@ The demo, the accuracy study and the protection frontier train the same
 models; a run lives in ``run_dir(work_dir, stem, seed)`` and is reused when its
 checkpoint exists, so studies share runs and resume.
 """
+import copy
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.utils import ProgressBar
 
@@ -36,8 +38,10 @@ _log = experiment_log('runs')
 
 #: What a variant may change in the model and its training (after ``@``, joined by ``+``): ``gn``, group norm in
 #: the decode head, which keeps no running statistics; ``public``, training starts from the unprotected baseline's
-#: weights, which stand for public weights (a thief holds them too).
-MODEL_OPTIONS = ('gn', 'public')
+#: weights, which stand for public weights (a thief holds them too); ``affine``, training starts with the batch norm
+#: scales and shifts drawn at random per channel (:func:`random_affine_init`), so that a thief cannot take them for
+#: 1 and 0 when guessing folded statistics back.
+MODEL_OPTIONS = ('gn', 'public', 'affine')
 
 
 @dataclass(frozen=True)
@@ -181,9 +185,38 @@ def variant_config(variant: Variant, out_dir: Path, iterations: int = 1000) -> P
         cfg.model.decode_head.norm_cfg = dict(type='GN', num_groups=32, requires_grad=True)
     if 'public' in variant.model_options:
         cfg.load_from = str(public_weights(out_dir, iterations))
+    if 'affine' in variant.model_options:
+        cfg.load_from = str(random_affine_init(cfg, out_dir / 'init' / f'{variant.stem}.pth'))
     path = out_dir / 'configs' / f'{variant.stem}.py'
     path.parent.mkdir(parents=True, exist_ok=True)
     cfg.dump(str(path))
+    return path
+
+
+def random_affine_init(cfg, path: Path, seed: int = 0) -> Path:
+    """Initial weights of ``cfg``'s model, as its own initialisation draws them with ``seed``, except that every
+    batch norm layer's weight is drawn log-uniformly from [0.5, 2] and its bias uniformly from [-1, 1], per
+    channel (reused if ``path`` exists). The draw stays with whoever trains: it is not in the config."""
+    if path.is_file():
+        return path
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    from torch.nn.modules.batchnorm import _BatchNorm
+    init_default_scope('mmseg')
+    torch.manual_seed(seed)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg['data_preprocessor'] = dict(type='SegDataPreProcessor')  # no parameters, and no key to ask for
+    model = MODELS.build(model_cfg)
+    model.init_weights()
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, _BatchNorm) and layer.affine:
+                count = layer.num_features
+                layer.weight.copy_(2.0 ** (torch.rand(count, generator=generator) * 2 - 1))
+                layer.bias.copy_(torch.rand(count, generator=generator) * 2 - 1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(dict(state_dict=model.state_dict(), meta=dict(seed=seed)), path)
     return path
 
 
