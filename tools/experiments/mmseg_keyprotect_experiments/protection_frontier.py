@@ -29,6 +29,7 @@ from mmseg_keyprotect.attacks.protection_report import (
     ProtectionEvaluation,
 )
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
+from mmseg_keyprotect.checkpoint.norm_statistics import fold_model_norm_statistics
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
@@ -193,6 +194,7 @@ class FrontierStudy:
                 method=row['method'], block_size=row['block_size'], key_contrastive=row['key_contrastive'],
                 negatives=row.get('negatives', ''), runs=dict(row['authorized']), plain=row['plain'],
                 wrong_keys=row['wrong_keys'], near_keys=row['near_keys'], ciphertext_only=row['ciphertext_only'],
+                **{thief: row[thief] for thief in ('weights_only', 'unlabelled_images') if row.get(thief)},
                 attacks={attack: {k: dict(mIoU=v, draws=row.get('attack_draws', {}).get(attack, {}).get(k, [v]))
                                   for k, v in by_k.items()} for attack, by_k in row['attacks'].items()},
                 minutes=row.get('minutes', 0.0))
@@ -233,13 +235,14 @@ class FrontierStudy:
     def _report(self, row: Dict, variant: Variant, config: Path, checkpoint: Path) -> None:
         evaluation = None
 
+        def load() -> ProtectionEvaluation:
+            return ProtectionEvaluation(str(config), str(checkpoint), self.key_file, seed=self.seeds[0],
+                                        cfg_options={'test_dataloader.dataset.data_root': str(self.data_root),
+                                                     'train_dataloader.dataset.data_root': str(self.data_root)})
+
         def loaded() -> ProtectionEvaluation:
             nonlocal evaluation
-            if evaluation is None:
-                evaluation = ProtectionEvaluation(str(config), str(checkpoint), self.key_file, seed=self.seeds[0],
-                                                  cfg_options={'test_dataloader.dataset.data_root': str(self.data_root),
-                                                               'train_dataloader.dataset.data_root':
-                                                                   str(self.data_root)})
+            evaluation = evaluation or load()
             return evaluation
 
         if 'plain' not in row:
@@ -266,10 +269,14 @@ class FrontierStudy:
         measured = [dict({k: r[k] for k in ('images', 'budget', 'relaxed_steps')}, draws=len(r.get('draws') or [0]))
                     for r in row.get('unlabelled_images', [])]
         if measured != wanted:
+            # The thief steals what tools/publish_model.py publishes: the statistics folded into the weights.
+            # The learning attacks below start from the checkpoint as trained, so this is a model of its own.
+            published = load()
+            fold_model_norm_statistics(published.model)
             row['unlabelled_images'] = [
                 {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws',
                                    'agreement', 'evaluations', 'seconds', 'candidates')}
-                for r in loaded().unlabelled_images(
+                for r in published.unlabelled_images(
                     self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
                     str(public_weights(self.work_dir, self.iterations)) if 'public' in variant.model_options else None,
                     self.unlabelled_draws, self.log)]
@@ -314,10 +321,10 @@ class FrontierStudy:
 
     @staticmethod
     def draw_spread(row: Dict, measure: str) -> float:
-        """How far above its mean the highest draw of labelled images went, for the learning attack that gave
-        the row its ``measure`` (0 when another attack, with nothing to draw, gave it)."""
-        for by_k in (row.get('attacks') or {}).values():
-            result = by_k.get(str(BEST_MAX_LABELLED))
+        """How far above its mean the highest draw of images went, for the attack that gave the row its
+        ``measure`` (0 when another attack, with nothing to draw, gave it)."""
+        results = [by_k.get(str(BEST_MAX_LABELLED)) for by_k in (row.get('attacks') or {}).values()]
+        for result in results + list(row.get('unlabelled_images') or []):
             if result is not None and len(attack_draws(result)) > 1 and result['mIoU'] == row[measure]:
                 return max(attack_draws(result)) - result['mIoU']
         return 0.0
@@ -376,7 +383,7 @@ class FrontierStudy:
         rule = (f'among variants whose {len(self.seeds)}-seed mean is within {ACCURACY_TOLERANCE:g} point of the '
                 f'baseline\'s (or above) and whose key space has at least 2^{ENUMERABLE_BITS} keys, the one with '
                 'the lowest attacker\'s best; of those within the spread of its deciding attack\'s draws of '
-                'labelled images, the cheapest to train')
+                'images, the cheapest to train')
         # Before every seed is in, the variants measured so far stand in for the eligible ones.
         pool = eligible or [n for n in rows if rows[n].get('runs')]
         recovered = bool(pool) and all(rows[n]['attackers_best'] >= rows[n]['mean'] - ACCURACY_TOLERANCE for n in pool)
@@ -385,11 +392,15 @@ class FrontierStudy:
         lowest = eligible[0] if eligible else None
         margin = self.draw_spread(rows[lowest], measure) if lowest else 0.0
         tied = [n for n in eligible if rows[n][measure] <= rows[lowest][measure] + margin]
+        # A row imported from a study without the thief with unlabelled images has a thief's best that this thief
+        # can only raise: it cannot change the choice unless it stands among the tied ones.
+        unmeasured = [n for n in eligible if self.unlabelled_counts and not rows[n].get('unlabelled_images')]
+        open_rows = [n for n in unmeasured if n in tied]
         choice = min(tied, key=lambda n: (self.training_cost(rows[n]) is None, self.training_cost(rows[n]) or 0.0,
                                          rows[n][measure])) if tied else None
         self.state['decision'] = dict(
             rule=rule, choice=choice, lowest=lowest, eligible=eligible, searchable=searchable,
-            ranked_by=measure, margin=margin, tied=tied,
+            ranked_by=measure, margin=margin, tied=tied, without_unlabelled_thief=unmeasured, open=open_rows,
             training_costs={n: self.training_cost(rows[n]) for n in tied},
             tie_break=(f'every eligible variant leaves the attacker within {ACCURACY_TOLERANCE:g} point of its key '
                        'holder, so the rule cannot separate them; the choice falls to the lowest thief\'s best '
@@ -435,9 +446,14 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
                 continue
             if all_seeds or choice is None or rows[name][ranking] < rows[choice][ranking]:
                 pending.append(name)
-        if not pending:
+        if pending:
+            study.measure(parse_variant(pending[0]), study.seeds[1:])
+        elif decision['open']:
+            study.log(f'{decision["open"][0]}: measured before the thief with unlabelled images and could still be '
+                      'chosen: measuring it with that thief')
+            study.measure(parse_variant(decision['open'][0]))
+        else:
             break
-        study.measure(parse_variant(pending[0]), study.seeds[1:])
     decision = study.decide()
     study.save()
     return decision
