@@ -162,6 +162,66 @@ def test_of_variants_within_the_spread_of_the_lowest_the_cheapest_to_train_is_ch
     assert study.decide()['choice'] == 'full'
 
 
+def test_rows_without_the_unlabelled_thief_are_open_only_where_they_could_be_chosen(tmp_path):
+    """A row imported from a study without the thief with unlabelled images can only rise with it: it keeps the
+    choice open while it is among the tied ones, and not once it stands above them."""
+    from mmseg_keyprotect_experiments.results_docs import frontier_decision
+    study = FrontierStudy(tmp_path, seeds=(0, 1), unlabelled_counts=(8,))
+    rows = dict(measured=variant_row([85.0, 85.0], 85.0, 50.0), imported_low=variant_row([85.0, 85.0], 85.0, 48.0),
+                imported_high=variant_row([85.0, 85.0], 85.0, 70.0))
+    rows['measured']['unlabelled_images'] = [dict(images=8, mIoU=55.0, draws=[52.0, 55.0, 58.0])]
+    study.state = dict(baseline=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0), variants=rows)
+    decision = study.decide()
+    assert decision['without_unlabelled_thief'] == ['imported_low', 'imported_high']
+    assert decision['open'] == ['imported_low'] and decision['choice'] == 'imported_low'
+
+    def rendered(decision):
+        return frontier_decision(dict(decision=decision, baseline=dict(mean=84.0), rows=[
+            dict(variant=name, authorized={'0': 85.0, '1': 85.0}, authorized_mean=85.0, **FrontierStudy.best_attack(row))
+            for name, row in rows.items()]))
+
+    assert 'the choice is provisional' in rendered(decision)
+    rows['imported_low']['unlabelled_images'] = [dict(images=8, mIoU=60.0, draws=[57.0, 60.0, 63.0])]
+    decision = study.decide()
+    # The measured row's 55 comes from draws up to 3 points above: the imported 70 cannot reach it.
+    assert decision['choice'] == 'measured' and decision['margin'] == pytest.approx(3.0)
+    assert decision['without_unlabelled_thief'] == ['imported_high'] and decision['open'] == []
+    assert 'none of them can change the choice' in rendered(decision)
+
+
+def test_imported_rows_keep_their_thieves_and_the_published_model_is_attacked(tmp_path, monkeypatch):
+    """An imported row keeps its weights-only and unlabelled thieves (nothing measured again); a row without the
+    unlabelled thief has it measured on a model of its own whose batch norm statistics are folded."""
+    from mmseg_keyprotect_experiments import protection_frontier as frontier
+
+    class Evaluation:
+        def __init__(self, *args, **kwargs):
+            self.model = torch.nn.Sequential(torch.nn.BatchNorm2d(3))
+            self.model[0].running_mean.fill_(2.0)
+            loaded.append(self)
+
+        def unlabelled_images(self, counts, *args):
+            return [dict(images=n, budget=6, relaxed_steps=1, oracle='o', chosen='c', draws=[1.0],
+                         agreement={}, evaluations=6, seconds=1.0, candidates=[],
+                         mIoU=float(self.model[0].running_mean.abs().sum())) for n in counts]
+
+    loaded = []
+    monkeypatch.setattr(frontier, 'ProtectionEvaluation', Evaluation)
+    study = FrontierStudy(tmp_path, tmp_path, attack_sizes=(), fine_tune_sizes=(), unlabelled_counts=(8,),
+                          climb_budget=6, relaxed_steps=1, unlabelled_draws=1)
+    weights = dict(search=dict(budget=study.weights_search_budget, mIoU=40.0), mIoU=30.0)
+    study.import_results(dict(baseline=dict(runs={'0': 80.0}, mean=80.0), rows=[dict(
+        variant='shuffle:4', method='shuffle', block_size=4, key_contrastive=None, authorized={'0': 85.0}, plain=9.0,
+        wrong_keys=dict(count=1, mean=1.0, p95=1.0, max=1.0), near_keys={}, ciphertext_only={'mIoU': 85.0},
+        weights_only=weights, attacks={})]))
+    row = study.state['variants']['shuffle:4']
+    assert row['weights_only'] == weights and 'unlabelled_images' not in row
+    study._report(row, Variant('shuffle', 4), tmp_path / 'config.py', tmp_path / 'model.pth')
+    # Folded: the mean stored is 0, and the thief saw that model, not the one the other attacks use.
+    assert row['unlabelled_images'][0]['mIoU'] == 0.0 and len(loaded) == 1
+    assert row['weights_only'] == weights
+
+
 @pytest.mark.slow
 def test_a_tiny_study_runs_resumes_and_draws(tmp_path, capsys):
     """Two training iterations, the smallest budget: every section is measured once and reused on resume."""

@@ -90,8 +90,10 @@ def main():
                           args.num_wrong_keys, args.attack_sizes, args.fine_tune_sizes, args.attack_iterations,
                           args.weights_search_budget, args.attack_draws, training_costs(args.training_costs),
                           args.unlabelled_images, args.climb_budget, args.relaxed_steps, args.unlabelled_draws)
+    earlier = None
     if args.from_results:
-        study.import_results(json.loads(Path(args.from_results).read_text()))
+        earlier = json.loads(Path(args.from_results).read_text())
+        study.import_results(earlier)
     decision = study.decide() if args.report_only else run_frontier(
         study, [parse_variant(v) for v in args.variants], args.candidate_margin, args.all_seeds)
     rows = frontier_rows(study.state)
@@ -114,7 +116,9 @@ def main():
             climb_budget=args.climb_budget, relaxed_steps=args.relaxed_steps, unlabelled_draws=args.unlabelled_draws,
             baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
-            rows=rows, decision=decision), indent=2) + '\n')
+            rows=rows, decision=decision,
+            **({'earlier_study': {k: earlier[k] for k in ('command', 'date', 'machine')}} if earlier else {})),
+            indent=2) + '\n')
 
 
 if __name__ == '__main__':

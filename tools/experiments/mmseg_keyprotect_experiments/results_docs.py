@@ -176,15 +176,25 @@ def frontier_provenance(report: Dict) -> str:
             f'`{report["key_fingerprint"]}`, {report["iterations"]} training iterations per model, '
             f'{report["num_wrong_keys"]} wrong keys, learning attacks of {report["attack_iterations"]} iterations. '
             f'Unprotected baseline, seeds {", ".join(map(str, report["seeds"]))}: {baseline} '
-            f'(mean {report["baseline"]["mean"]:.2f}).')
+            f'(mean {report["baseline"]["mean"]:.2f}).' + _earlier_study(report))
+
+
+def _earlier_study(report: Dict) -> str:
+    earlier = report.get('earlier_study')
+    if not earlier:
+        return ''
+    return (f' The study started from the results of `{earlier["command"]}` on {earlier["date"]}: '
+            f'{_machine(earlier)} (`--from-results`); a row that needed its model again was trained again here and, '
+            'where it did not score as recorded, measured again in full; the key holder\'s mIoU of its other seed is '
+            'the earlier study\'s. Rows without the thief with unlabelled images keep the earlier measurements.')
 
 
 def frontier(report: Dict) -> str:
     """One row per variant, strongest protection first."""
     lines = ['| variant | keys | key holder, per seed | gap to baseline | plain | wrong keys mean / p95 '
-             '| ciphertext only | weights only | attacker\'s best (by) | thief\'s best, no intercepted images (by) '
-             '| keeps accuracy |',
-             '|---|---|---|---|---|---|---|---|---|---|---|']
+             '| ciphertext only | weights only | weights and unlabelled images, as published '
+             '| attacker\'s best (by) | thief\'s best, no intercepted images (by) | keeps accuracy |',
+             '|---|---|---|---|---|---|---|---|---|---|---|---|']
     for row in _frontier_rows(report):
         seeds = ', '.join(f'{v:.2f}' for v in row['authorized'].values())
         wrong = row['wrong_keys']
@@ -195,10 +205,19 @@ def frontier(report: Dict) -> str:
         lines.append(f'| {row["variant"]} | 2^{row["key_space_bits"]:.0f} | {seeds} | {row["gap"]:+.2f} | '
                      f'{row["plain"]:.2f} | '
                      f'{wrong["mean"]:.2f} / {wrong["p95"]:.2f} | {"-" if only is None else f"{only:.2f}"} | '
-                     f'{"-" if weights is None else f"{weights:.2f}"} | '
+                     f'{"-" if weights is None else f"{weights:.2f}"} | {_unlabelled_cell(row)} | '
                      f'{row["attackers_best"]:.2f} ({row["attackers_best_by"]}) | '
                      f'{row["thiefs_best"]:.2f} ({row["thiefs_best_by"]}) | {keeps} |')
     return '\n'.join(lines)
+
+
+def _unlabelled_cell(row: Dict) -> str:
+    thieves = row.get('unlabelled_images') or []
+    if not thieves:
+        return 'not measured'
+    return '; '.join(f'{t["mIoU"]:.2f} (N = {t["images"]}'
+                     + (f', {min(t["draws"]):.1f} to {max(t["draws"]):.1f}' if len(t.get('draws') or []) > 1 else '')
+                     + ')' for t in thieves)
 
 
 def _weights_best(row: Dict) -> Optional[float]:
@@ -284,15 +303,32 @@ def frontier_decision(report: Dict) -> str:
     if len(tied) > 1:
         costs = ', '.join(f'{name} {"not measured" if cost is None else f"{cost:.2f}"}'
                           for name, cost in decision['training_costs'].items())
-        text += (f' The lowest {ranked}, {decision["lowest"]}\'s, comes from draws of labelled images whose highest '
+        text += (f' The lowest {ranked}, {decision["lowest"]}\'s, comes from draws of images whose highest '
                  f'is {decision["margin"]:.2f} points above their mean; within that of it: {", ".join(tied)}, '
                  f'which the measurements cannot separate. Their training time against ordinary protected training: '
                  f'{costs}; the cheapest is chosen.')
+    text += _unmeasured_text(decision, rows)
     return (text + f' Eligible, by {ranked}: {", ".join(decision["eligible"])}. '
             f'**Choice: {decision["choice"]}** (key holder {row["authorized_mean"]:.2f} over '
             f'{len(row["authorized"])} seeds against the baseline\'s {report["baseline"]["mean"]:.2f}; attacker\'s '
             f'best {row["attackers_best"]:.2f}, by {row["attackers_best_by"]}; thief\'s best {row["thiefs_best"]:.2f}, '
             f'by {row["thiefs_best_by"]}).')
+
+
+def _unmeasured_text(decision: Dict, rows: Dict[str, Dict]) -> str:
+    """Which eligible rows keep an earlier study's measurements, without the thief with unlabelled images, and
+    whether they could change the choice (that thief can only raise a row's thief's best)."""
+    unmeasured = decision.get('without_unlabelled_thief') or []
+    if not unmeasured:
+        return ''
+    text = (f' Measured without the thief with unlabelled images (the earlier study\'s measurements): '
+            f'{", ".join(unmeasured)}.')
+    if decision.get('open'):
+        return text + (f' Of those, {", ".join(decision["open"])} could still be chosen: **the choice is provisional** '
+                       'until they are measured with it.')
+    return text + (' That thief can only raise their thief\'s best, and each already stands above the choice '
+                   f'and the variants tied with it ({rows[decision["lowest"]][decision["ranked_by"]]:.2f} plus the draws\' '
+                   'spread), so none of them can change the choice.')
 
 
 def _near_keys_text(row: Dict) -> str:
