@@ -22,6 +22,7 @@ Every attack records the data it used, its cost in seconds, how much of the
 key it recovered and the mIoU it reached. Nothing derived from the key is
 written; the report holds fractions and scores only.
 """
+import copy
 import json
 import time
 from pathlib import Path
@@ -32,6 +33,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from ..apis.inference import ProtectedInferencer
+from ..checkpoint.norm_statistics import fold_model_norm_statistics
 from ..config.loading import load_config
 from ..config.pipelines import encrypt_settings
 from ..crypto.ciphers import FFX_METHODS, BlockCipher
@@ -150,6 +152,15 @@ class ProtectionEvaluation:
         if self._train_data is None:
             self._train_data = load_labelled_images(plain_dataset_config(self.cfg, 'train'), for_training=True)
         return self._train_data
+
+    def as_published(self) -> 'ProtectionEvaluation':
+        """This evaluation on the model as ``tools/publish_model.py`` publishes it, the batch norm statistics folded
+        into the layers' weights: what a thief who steals a published checkpoint holds. The model is a copy, so
+        attacks that start from the checkpoint as trained are not affected."""
+        published = copy.copy(self)
+        published.model = copy.deepcopy(self.model)
+        fold_model_norm_statistics(published.model)
+        return published
 
     def miou(self, cipher: Optional[BlockCipher]) -> float:
         """mIoU on the test images encrypted with ``cipher`` (``None``: plain)."""

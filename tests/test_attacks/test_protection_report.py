@@ -148,3 +148,17 @@ def test_learning_attacks_are_averaged_over_draws_of_other_images(report, monkey
     assert len(set(trained_on)) == 3 and all(len(images) == 3 for images in trained_on)
     with pytest.raises(ConfigError, match='attack draws must be at least 1, got 0'):
         evaluation.learning_attacks(['3'], draws=0)
+
+
+def test_the_published_model_is_a_folded_copy_that_predicts_the_same(report):
+    """as_published: the statistics folded into the weights on a copy; the evaluation's own model keeps them, and
+    both score the same with the key."""
+    from mmseg_keyprotect.attacks import protection_report
+    evaluation = protection_report.ProtectionEvaluation(report['config'], report['checkpoint'], report['key_file'])
+    published = evaluation.as_published()
+    trained_state, published_state = evaluation.model.state_dict(), published.model.state_dict()
+    means = [name for name in trained_state if name.endswith('running_mean')]
+    assert means and any(trained_state[name].abs().sum() > 0 for name in means)
+    assert all(published_state[name].abs().sum() == 0 for name in means)
+    assert published.model is not evaluation.model and published.test_data is evaluation.test_data
+    assert published.miou(published.cipher) == pytest.approx(evaluation.miou(evaluation.cipher), abs=1e-6)

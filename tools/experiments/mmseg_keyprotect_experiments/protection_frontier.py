@@ -29,7 +29,6 @@ from mmseg_keyprotect.attacks.protection_report import (
     ProtectionEvaluation,
 )
 from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STEPS, UNLABELLED_COUNTS
-from mmseg_keyprotect.checkpoint.norm_statistics import fold_model_norm_statistics
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
@@ -235,14 +234,13 @@ class FrontierStudy:
     def _report(self, row: Dict, variant: Variant, config: Path, checkpoint: Path) -> None:
         evaluation = None
 
-        def load() -> ProtectionEvaluation:
-            return ProtectionEvaluation(str(config), str(checkpoint), self.key_file, seed=self.seeds[0],
-                                        cfg_options={'test_dataloader.dataset.data_root': str(self.data_root),
-                                                     'train_dataloader.dataset.data_root': str(self.data_root)})
-
         def loaded() -> ProtectionEvaluation:
             nonlocal evaluation
-            evaluation = evaluation or load()
+            if evaluation is None:
+                evaluation = ProtectionEvaluation(str(config), str(checkpoint), self.key_file, seed=self.seeds[0],
+                                                  cfg_options={'test_dataloader.dataset.data_root': str(self.data_root),
+                                                               'train_dataloader.dataset.data_root':
+                                                                   str(self.data_root)})
             return evaluation
 
         if 'plain' not in row:
@@ -270,13 +268,10 @@ class FrontierStudy:
                     for r in row.get('unlabelled_images', [])]
         if measured != wanted:
             # The thief steals what tools/publish_model.py publishes: the statistics folded into the weights.
-            # The learning attacks below start from the checkpoint as trained, so this is a model of its own.
-            published = load()
-            fold_model_norm_statistics(published.model)
             row['unlabelled_images'] = [
                 {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws',
                                    'agreement', 'evaluations', 'seconds', 'candidates')}
-                for r in published.unlabelled_images(
+                for r in loaded().as_published().unlabelled_images(
                     self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
                     str(public_weights(self.work_dir, self.iterations)) if 'public' in variant.model_options else None,
                     self.unlabelled_draws, self.log)]

@@ -327,8 +327,8 @@ def _unmeasured_text(decision: Dict, rows: Dict[str, Dict]) -> str:
         return text + (f' Of those, {", ".join(decision["open"])} could still be chosen: **the choice is provisional** '
                        'until they are measured with it.')
     return text + (' That thief can only raise their thief\'s best, and each already stands above the choice '
-                   f'and the variants tied with it ({rows[decision["lowest"]][decision["ranked_by"]]:.2f} plus the draws\' '
-                   'spread), so none of them can change the choice.')
+                   f'and the variants tied with it ({rows[decision["lowest"]][decision["ranked_by"]]:.2f}, plus '
+                   f'{decision["margin"]:.2f} for the spread of its draws), so none of them can change the choice.')
 
 
 def _near_keys_text(row: Dict) -> str:
