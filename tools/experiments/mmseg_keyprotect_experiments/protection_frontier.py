@@ -423,7 +423,9 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
     ``candidate_margin`` points below the baseline's mean cannot meet the
     tolerance unless its seeds spread far wider than measured, and is skipped
     too (``all_seeds`` trains it all the same). Skipped variants stay marked
-    as measured with one seed.
+    as measured with one seed. Rows imported without the thief with
+    unlabelled images are then measured with it, lowest first, while one of
+    them could still be chosen (:meth:`FrontierStudy.decide`'s ``open``).
     """
     generate_shapes(study.data_root, num_train, num_val)
     baseline = study.baseline()['mean']
