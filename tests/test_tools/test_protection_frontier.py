@@ -177,8 +177,8 @@ def test_rows_without_the_unlabelled_thief_are_open_only_where_they_could_be_cho
 
     def rendered(decision):
         return frontier_decision(dict(decision=decision, baseline=dict(mean=84.0), rows=[
-            dict(variant=name, authorized={'0': 85.0, '1': 85.0}, authorized_mean=85.0, **FrontierStudy.best_attack(row))
-            for name, row in rows.items()]))
+            dict(variant=name, authorized={'0': 85.0, '1': 85.0}, authorized_mean=85.0,
+                 **FrontierStudy.best_attack(row)) for name, row in rows.items()]))
 
     assert 'the choice is provisional' in rendered(decision)
     rows['imported_low']['unlabelled_images'] = [dict(images=8, mIoU=60.0, draws=[57.0, 60.0, 63.0])]
