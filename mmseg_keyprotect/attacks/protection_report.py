@@ -157,6 +157,7 @@ class ProtectionEvaluation:
         """This evaluation on the model as ``tools/publish_model.py`` publishes it, the batch norm statistics folded
         into the layers' weights: what a thief who steals a published checkpoint holds. The model is a copy, so
         attacks that start from the checkpoint as trained are not affected."""
+        self.train_data  # loaded here, so that the copy and this evaluation share one load of the images
         published = copy.copy(self)
         published.model = copy.deepcopy(self.model)
         fold_model_norm_statistics(published.model)

@@ -161,4 +161,5 @@ def test_the_published_model_is_a_folded_copy_that_predicts_the_same(report):
     assert means and any(trained_state[name].abs().sum() > 0 for name in means)
     assert all(published_state[name].abs().sum() == 0 for name in means)
     assert published.model is not evaluation.model and published.test_data is evaluation.test_data
+    assert published.train_data is evaluation.train_data
     assert published.miou(published.cipher) == pytest.approx(evaluation.miou(evaluation.cipher), abs=1e-6)

@@ -230,8 +230,9 @@ def run_demo(work_dir: str = 'work_dirs/demo', data_root: str = 'data/shapes', k
     weights = evaluation.weights_only(search_budget=weights_search_budget, log=_log)
     # The thief with the weights and a handful of unlabelled images of the domain: the normalisation statistics,
     # of the checkpoint as the demo publishes it.
-    statistics = evaluation.as_published().unlabelled_images([unlabelled_images], climb_budget, relaxed_steps,
-                                              draws=unlabelled_draws, log=_log)[0] if unlabelled_images else None
+    statistics = evaluation.as_published().unlabelled_images(
+        [unlabelled_images], climb_budget, relaxed_steps, draws=unlabelled_draws, log=_log)[0] \
+        if unlabelled_images else None
     num_classes = len(evaluation.model.dataset_meta['classes'])
     protected = dict(method=method, block_size=block_size, key_contrastive=key_contrastive, negatives=negatives,
                      config=stem,
