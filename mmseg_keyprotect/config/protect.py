@@ -42,9 +42,9 @@ KEY_CONTRASTIVE_WEIGHT = own_arguments(KeyContrastiveEncoderDecoder)['negative_w
 #: Whether a protected model is trained key-contrastively where its segmentor allows, chosen by the
 #: protection frontier study (docs/en/protection_frontier.md) with the default method and block size.
 DEFAULT_KEY_CONTRASTIVE = True
-#: The negatives key-contrastive training draws unless told otherwise, chosen by the same study with their
-#: training cost: a negative for a quarter of each batch (settings of KeyContrastiveDataPreProcessor).
-KEY_CONTRASTIVE_NEGATIVES = dict(negative_share=0.25)
+#: The negatives key-contrastive training draws unless told otherwise, chosen by the same study against the
+#: thieves with the weights: a negative for every image of each batch (settings of KeyContrastiveDataPreProcessor).
+KEY_CONTRASTIVE_NEGATIVES = dict(negative_share=1.0)
 # Heads whose forward gives no per-pixel class scores to train toward uniform.
 NO_PIXEL_SCORES_HEADS = ('MaskFormerHead', 'Mask2FormerHead')
 

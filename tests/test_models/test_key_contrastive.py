@@ -238,5 +238,5 @@ def test_key_contrastive_defaults_to_the_chosen_negatives_and_each_can_be_overri
     preprocessor = cfg.model.data_preprocessor
     for name, value in KEY_CONTRASTIVE_NEGATIVES.items():
         assert (preprocessor if name in preprocessor else cfg.model)[name] == value
-    cfg, _ = protect_config(str(BASELINE), 'shuffle+np', 4, key_contrastive=dict(negative_share=1.0))
-    assert cfg.model.data_preprocessor.negative_share == 1.0
+    cfg, _ = protect_config(str(BASELINE), 'shuffle+np', 4, key_contrastive=dict(negative_share=0.25))
+    assert cfg.model.data_preprocessor.negative_share == 0.25

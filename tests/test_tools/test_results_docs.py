@@ -41,24 +41,38 @@ def test_the_unlabelled_thief_headline_is_the_default_models():
     from mmseg_keyprotect_experiments.results_docs import unlabelled_thief, unlabelled_thief_headline
     thief = dict(images=8, mIoU=40.0, draws=[30.0, 40.0, 50.0], chosen='climbed', seconds=600.0, budget=10,
                  relaxed_steps=2, oracle='normalisation statistics')
-    report = dict(config='configs/x_shuffle-np-m4-kc0.1-share0.25.py', method='shuffle+np', block_size=4,
+    report = dict(config='configs/x_shuffle-np-m4-kc0.1.py', method='shuffle+np', block_size=4,
                   authorized_mIoU=80.0, plain_mIoU=10.0, test_images=100, command='python tools/evaluate_protection.py',
                   date='2026-12-04', machine=dict(cores=2, cpu='CPU', torch='2.13.0', gpu=None),
                   weights_only=dict(mIoU=20.0, search=dict(mIoU=30.0)), unlabelled_images=[thief])
-    defence = dict(report, config='configs/x_shuffle-np-m4-kc0.1-share0.25-gn.py')
+    defence = dict(report, config='configs/x_shuffle-np-m4-kc0.1-gn.py')
+    cheaper = dict(report, config='configs/x_shuffle-np-m4-kc0.1-share0.25.py')
     published = dict(report, unlabelled_images=[dict(thief, mIoU=20.0, draws=[20.0],
                                                      oracle='normalisation statistics, guessed from folded weights')])
-    assert 'not measured yet' in unlabelled_thief_headline([defence, published])
-    headline = unlabelled_thief_headline([defence, report])
+    assert 'not measured yet' in unlabelled_thief_headline((None, [defence, cheaper, published]))
+    headline = unlabelled_thief_headline((report, [defence]))
     assert '**40.00** with N = 8 (50% of the key holder\'s 80.00; 30.00 to 50.00 over 3 draws)' in headline
     assert 'publish' not in headline
     assert '**20.00** with N = 8 (25% of the key holder\'s 80.00; one draw)' in unlabelled_thief_headline(
-        [published, defence, report])
-    table = unlabelled_thief([report, defence, published])
+        (None, [published, defence, report]))
+    table = unlabelled_thief((report, [defence, published, cheaper]))
+    assert '| shuffle+np, M = 4; negatives for 25% of each batch | 80.00 |' in table
     assert '| shuffle+np, M = 4; group norm in the head (no running statistics) | 80.00 | 10.00 | 30.00 |' in table
     assert '| shuffle+np, M = 4; as published: batch norm statistics folded into the weights | 80.00 |' in table
     assert '| normalisation statistics, guessed from folded weights | 10 |' in table
-    assert unlabelled_thief([]) == 'Not measured yet.'
+    assert unlabelled_thief((dict(report, unlabelled_images=[]), [])) == 'Not measured yet.'
+
+
+def test_the_protection_report_table_carries_the_thief_with_unlabelled_images():
+    from mmseg_keyprotect_experiments.results_docs import protection_report
+    report = dict(authorized_mIoU=80.0, plain_mIoU=10.0, chance=dict(majority_class=9.0, class_frequency=8.0),
+                  wrong_keys=dict(summary=dict(count=5, mean=11.0, p95=12.0, max=13.0)), near_keys={},
+                  known_plaintext=[dict(pairs=1, agreement=dict(positions=1.0), mIoU=80.0)], ciphertext_only={},
+                  checkpoint='x.pth', method='shuffle+np', block_size=4, test_images=10, minutes=3.0,
+                  unlabelled_images=[dict(images=8, mIoU=40.0, draws=[30.0, 40.0, 50.0], budget=3600,
+                                          oracle='normalisation statistics')])
+    assert ('| the weights and 8 unlabelled images: key searched on the normalisation statistics (climbs of 3600 '
+            'evaluations, mean of 3 draws of the images) | 40.00 (30.00 to 50.00) |') in protection_report(report)
 
 
 def test_the_update_tool_checks_without_writing():

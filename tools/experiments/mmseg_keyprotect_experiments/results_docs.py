@@ -106,6 +106,12 @@ def protection_report(report: Dict) -> str:
     if weights.get('mIoU') is not None:
         rows.append(('no data: key read off the stolen first convolution / then searched on unlabelled images',
                      f'{weights["mIoU"]:.2f} / {weights["search"]["mIoU"]:.2f}'))
+    for thief in report.get('unlabelled_images') or []:
+        draws = thief.get('draws') or [thief['mIoU']]
+        spread = f' ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else ''
+        rows.append((f'the weights and {thief["images"]} unlabelled images: key searched on the {thief["oracle"]} '
+                     f'(climbs of {thief["budget"]} evaluations, mean of {len(draws)} draws of the images)',
+                     f'{thief["mIoU"]:.2f}{spread}'))
     attacks = {}
     for row in report.get('learning_attacks') or []:
         attacks.setdefault(row['attack'], []).append((row['k'], attack_finals(row), row['iterations']))
@@ -412,7 +418,9 @@ _PUBLISHED = 'as published: batch norm statistics folded into the weights'
 
 def _setting_notes(report: Dict) -> List[str]:
     stem = Path(report['config']).stem
-    notes = [note for token, note in SETTING_NOTES if stem.endswith(token) or f'{token}-' in stem]
+    share = re.search(r'-share([0-9.]+)(-|$)', stem)
+    notes = [f'negatives for {100 * float(share.group(1)):g}% of each batch'] if share else []
+    notes += [note for token, note in SETTING_NOTES if stem.endswith(token) or f'{token}-' in stem]
     if any('folded' in thief.get('oracle', '') for thief in report.get('unlabelled_images') or []):
         notes.append(_PUBLISHED)
     return notes
@@ -432,14 +440,22 @@ def _thief_result(thief: Dict, holder: float) -> str:
            f'holder\'s {holder:.2f}{spread})'
 
 
-def unlabelled_thief(reports: List[Dict]) -> str:
+def _thief_reports(loaded: Tuple[Optional[Dict], List[Dict]]) -> List[Dict]:
+    """The protection report of the default model, where it ran the thief with unlabelled images, then the other
+    reports that did."""
+    report, others = loaded
+    return ([report] if report and report.get('unlabelled_images') else []) + others
+
+
+def unlabelled_thief(loaded: Tuple[Optional[Dict], List[Dict]]) -> str:
     """The thief with the weights and N unlabelled images against each model it was run on, next to the key
     holder and the thief with no data."""
+    reports = _thief_reports(loaded)
     if not reports:
         return 'Not measured yet.'
-    lines = ['| model (key-contrastive training, negatives for a quarter of each batch) | key holder | plain | '
-             'weights only, searched | weights and N unlabelled images: mean mIoU over draws of the images | oracle '
-             '| minutes |', '|---|---|---|---|---|---|---|']
+    lines = ['| model (key-contrastive training, negatives for every image unless the row says otherwise) | key holder '
+             '| plain | weights only, searched | weights and N unlabelled images: mean mIoU over draws of the images '
+             '| oracle | minutes |', '|---|---|---|---|---|---|---|']
     for report in reports:
         weights = report.get('weights_only') or {}
         searched = max(v for v in (weights.get('mIoU'), (weights.get('search') or {}).get('mIoU'), 0.0)
@@ -460,9 +476,10 @@ def unlabelled_thief(reports: List[Dict]) -> str:
     return '\n'.join(lines)
 
 
-def unlabelled_thief_headline(reports: List[Dict]) -> str:
+def unlabelled_thief_headline(loaded: Tuple[Optional[Dict], List[Dict]]) -> str:
     """One sentence for the README: the thief with the weights and unlabelled images against the default model (the
-    results file of a config with no frontier option in its name), as trained and as published."""
+    report of a config whose name holds no setting of its own), as trained and as published."""
+    reports = _thief_reports(loaded)
     trained = [r for r in reports if not _setting_notes(r) and r.get('unlabelled_images')]
     if not trained:
         return 'The thief with the weights and unlabelled images on the default model: not measured yet.'
@@ -484,8 +501,8 @@ def unlabelled_thief_headline(reports: List[Dict]) -> str:
 
 #: Block name -> (results file name, or names, and the function that renders what they hold).
 RENDERERS: Dict[str, Tuple[Union[str, Tuple[str, ...]], Callable]] = {
-    'unlabelled-thief-headline': ('thief_*', unlabelled_thief_headline),
-    'unlabelled-thief': ('thief_*', unlabelled_thief),
+    'unlabelled-thief-headline': (('protection_report', 'thief_*'), unlabelled_thief_headline),
+    'unlabelled-thief': (('protection_report', 'thief_*'), unlabelled_thief),
     'protection-frontier': ('protection_frontier', frontier),
     'protection-frontier-provenance': ('protection_frontier', frontier_provenance),
     'protection-frontier-attacks': ('protection_frontier', frontier_attacks),

@@ -1,6 +1,6 @@
-# pspnet_r50-d8_4xb2-80k_cityscapes-512x1024, protected: block-wise shuffle+np, M = 4.
+# segformer_mit-b0_8xb2-160k_ade20k-512x512, protected: block-wise shuffle+np, M = 4.
 # The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
-_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb2-80k_cityscapes-512x1024.py']
+_base_ = ['mmseg::segformer/segformer_mit-b0_8xb2-160k_ade20k-512x512.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='shuffle+np', block_size=4)
@@ -20,6 +20,6 @@ model = dict(
         method='shuffle+np',
         block_size=4,
         on_device=False,
-        negative_share=0.25))
+        negative_share=1.0))
 default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
 custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]

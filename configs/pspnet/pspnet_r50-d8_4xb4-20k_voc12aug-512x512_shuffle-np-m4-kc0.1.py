@@ -1,6 +1,6 @@
-# segformer_mit-b0_8xb1-160k_cityscapes-1024x1024, protected: block-wise shuffle+np, M = 4.
+# pspnet_r50-d8_4xb4-20k_voc12aug-512x512, protected: block-wise shuffle+np, M = 4.
 # The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
-_base_ = ['mmseg::segformer/segformer_mit-b0_8xb1-160k_cityscapes-1024x1024.py']
+_base_ = ['mmseg::pspnet/pspnet_r50-d8_4xb4-20k_voc12aug-512x512.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='shuffle+np', block_size=4)
@@ -9,7 +9,9 @@ test_pipeline = _base_.test_pipeline[:-1] + [encrypt, _base_.test_pipeline[-1]]
 tta_pipeline = _base_.tta_pipeline[:-1] + [dict(
     _base_.tta_pipeline[-1], transforms=_base_.tta_pipeline[-1].transforms[:-1] + [
         [encrypt], _base_.tta_pipeline[-1].transforms[-1]])]
-train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
+train_dataloader = dict(dataset=dict(datasets=[
+    dict(_base_.train_dataloader.dataset.datasets[0], pipeline=train_pipeline),
+    dict(_base_.train_dataloader.dataset.datasets[1], pipeline=train_pipeline)]))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 model = dict(
@@ -20,6 +22,6 @@ model = dict(
         method='shuffle+np',
         block_size=4,
         on_device=False,
-        negative_share=0.25))
+        negative_share=1.0))
 default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
 custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]

@@ -1,6 +1,6 @@
-# segformer_mit-b0_1xb8-1k_shapes-128x128, protected: block-wise shuffle+np, M = 4.
+# deeplabv3plus_r50-d8_4xb4-80k_ade20k-512x512, protected: block-wise shuffle+np, M = 4.
 # The key is read at run time from --key-file or $KEYPROTECT_KEY_FILE; this file holds no secret.
-_base_ = ['segformer_mit-b0_1xb8-1k_shapes-128x128.py']
+_base_ = ['mmseg::deeplabv3plus/deeplabv3plus_r50-d8_4xb4-80k_ade20k-512x512.py']
 
 custom_imports = dict(imports=['mmseg_keyprotect'], allow_failed_imports=False)
 encrypt = dict(type='BlockwiseEncrypt', method='shuffle+np', block_size=4)
@@ -20,6 +20,6 @@ model = dict(
         method='shuffle+np',
         block_size=4,
         on_device=False,
-        negative_share=0.25))
+        negative_share=1.0))
 default_hooks = dict(checkpoint=dict(backend_args=dict(backend='keyprotect_locked')))
 custom_hooks = [dict(type='KeyProtectHook'), dict(type='CheckpointKeyHook')]
