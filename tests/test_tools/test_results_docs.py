@@ -59,7 +59,7 @@ def test_the_unlabelled_thief_headline_is_the_default_models():
     assert '| shuffle+np, M = 4; negatives for 25% of each batch | 80.00 |' in table
     assert '| shuffle+np, M = 4; group norm in the head (no running statistics) | 80.00 | 10.00 | 30.00 |' in table
     assert '| shuffle+np, M = 4; as published: batch norm statistics folded into the weights | 80.00 |' in table
-    assert '| normalisation statistics, guessed from folded weights | 10 |' in table
+    assert '| normalisation statistics, guessed from folded weights | 10 | 2026-12-04, CPU |' in table
     assert unlabelled_thief((dict(report, unlabelled_images=[]), [])) == 'Not measured yet.'
 
 

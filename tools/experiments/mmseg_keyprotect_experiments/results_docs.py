@@ -455,7 +455,7 @@ def unlabelled_thief(loaded: Tuple[Optional[Dict], List[Dict]]) -> str:
         return 'Not measured yet.'
     lines = ['| model (key-contrastive training, negatives for every image unless the row says otherwise) | key holder '
              '| plain | weights only, searched | weights and N unlabelled images: mean mIoU over draws of the images '
-             '| oracle | minutes |', '|---|---|---|---|---|---|---|']
+             '| oracle | minutes | measured on |', '|---|---|---|---|---|---|---|---|']
     for report in reports:
         weights = report.get('weights_only') or {}
         searched = max(v for v in (weights.get('mIoU'), (weights.get('search') or {}).get('mIoU'), 0.0)
@@ -464,11 +464,13 @@ def unlabelled_thief(loaded: Tuple[Optional[Dict], List[Dict]]) -> str:
         lines.append(f'| {_model_setting(report)} | {report["authorized_mIoU"]:.2f} | {report["plain_mIoU"]:.2f} | '
                      f'{searched:.2f} | ' + '; '.join(_thief_result(t, report['authorized_mIoU']) for t in thieves)
                      + ' | ' + '; '.join(sorted({t['oracle'] for t in thieves})) + ' | '
-                     + '; '.join(f'{t["seconds"] / 60:.0f}' for t in thieves) + ' |')
+                     + '; '.join(f'{t["seconds"] / 60:.0f}' for t in thieves)
+                     + f' | {report["date"]}, {report["machine"]["gpu"] or report["machine"]["cpu"]} |')
     first = next((r for r in reports if not _setting_notes(r)), reports[0])
     thief = (first.get('unlabelled_images') or [{}])[0]
-    lines += ['', f'Measured by `{first["command"]}` (one model or published checkpoint per row in place of the '
-              f'first, as the row says) on {first["date"]}: {_machine(first)}. Each search climbs at most '
+    lines += ['', f'Measured by `{first["command"]}` on {first["date"]}: {_machine(first)}; each other row by the '
+              'same tool on its own model or published checkpoint and N, on the day and machine it gives (its '
+              'results file in `docs/en/results/` holds its command). Each search climbs at most '
               f'{thief.get("budget")} evaluations from the key read off the weights and, where the model keeps '
               f'running statistics, from a relaxed key fitted by gradient ({thief.get("relaxed_steps")} steps); '
               f'other unlabelled images pick the key the thief keeps; {first["test_images"]} test images; one model '
