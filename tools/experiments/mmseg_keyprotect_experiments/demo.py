@@ -332,7 +332,7 @@ def headline_table(report: Dict) -> str:
                      f'{wrong["mean"]:.2f} / {wrong["max"]:.2f}'))
     draws = attack_finals(attack)
     rows.append((f'thief with {attack["k"]} labelled images: {ADAPTER_ATTACKS[attack.get("attack", "adapter")]}, '
-                 f'{attack["iterations"]} iterations' + _over_draws(draws), _mean_and_range(draws)))
+                 f'{attack["iterations"]} iterations' + _over_draws(draws), mean_and_range(draws)))
     weights = protected.get('weights_only') or {}
     if weights.get('mIoU') is not None:
         best = max(value for value in (weights['mIoU'], weights.get('searched')) if value is not None)
@@ -343,7 +343,7 @@ def headline_table(report: Dict) -> str:
         draws = statistics.get('draws') or [statistics['mIoU']]
         rows.append((f'thief with the weights and {statistics["images"]} unlabelled images: key searched on the '
                      f'{statistics["oracle"]}' + _over_draws(draws) + f' ({statistics["evaluations"]} evaluations, '
-                     f'{statistics["seconds"] / 60:.0f} minutes in all)', _mean_and_range(draws)))
+                     f'{statistics["seconds"] / 60:.0f} minutes in all)', mean_and_range(draws)))
     rows.append(('chance: always the majority class', protected['chance']['majority_class']))
     contrastive = (', key-contrastive training' if protected.get('key_contrastive') else '') + (
         f', negatives {protected["negatives"]}' if protected.get('negatives') else '')
@@ -357,8 +357,10 @@ def _over_draws(draws: List[float]) -> str:
     return f', mean of {len(draws)} draws of the images (lowest to highest)' if len(draws) > 1 else ''
 
 
-def _mean_and_range(draws: List[float]):
-    return f'{np.mean(draws):.2f} ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else draws[0]
+def mean_and_range(draws: List[float]) -> str:
+    """The mean of the draws, with the lowest and highest where there are several."""
+    spread = f' ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else ''
+    return f'{np.mean(draws):.2f}{spread}'
 
 
 def summary(report: Dict) -> str:

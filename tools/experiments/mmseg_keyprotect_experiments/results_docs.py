@@ -16,7 +16,7 @@ import numpy as np
 
 from mmseg_keyprotect.attacks.protection_report import PART_NAMES, attack_finals
 
-from .demo import headline_table
+from .demo import headline_table, mean_and_range
 from .protection_frontier import cost_ratios
 
 #: Where a checkout keeps the results files, under its root.
@@ -108,10 +108,9 @@ def protection_report(report: Dict) -> str:
                      f'{weights["mIoU"]:.2f} / {weights["search"]["mIoU"]:.2f}'))
     for thief in report.get('unlabelled_images') or []:
         draws = thief.get('draws') or [thief['mIoU']]
-        spread = f' ({min(draws):.2f} to {max(draws):.2f})' if len(draws) > 1 else ''
         rows.append((f'the weights and {thief["images"]} unlabelled images: key searched on the {thief["oracle"]} '
                      f'(climbs of {thief["budget"]} evaluations, mean of {len(draws)} draws of the images)',
-                     f'{thief["mIoU"]:.2f}{spread}'))
+                     mean_and_range(draws)))
     attacks = {}
     for row in report.get('learning_attacks') or []:
         attacks.setdefault(row['attack'], []).append((row['k'], attack_finals(row), row['iterations']))
