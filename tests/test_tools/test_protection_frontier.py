@@ -189,6 +189,30 @@ def test_rows_without_the_unlabelled_thief_are_open_only_where_they_could_be_cho
     assert 'none of them can change the choice' in rendered(decision)
 
 
+def test_every_eligible_row_is_measured_with_the_unlabelled_thief_open_rows_first(tmp_path, monkeypatch):
+    """Rows that could still be chosen are measured with the thief first, then every other eligible row, lowest
+    first; a row that does not keep accuracy is left as it is."""
+    from mmseg_keyprotect_experiments import protection_frontier as frontier
+    study = FrontierStudy(tmp_path, seeds=(0, 1), unlabelled_counts=(8,))
+    rows = {'shuffle:4': variant_row([85.0, 85.0], 85.0, 70.0), 'np:4': variant_row([85.0, 85.0], 85.0, 48.0),
+            'shuffle+np:4': variant_row([85.0, 85.0], 85.0, 50.0), 'np:8': variant_row([70.0, 70.0], 70.0, 30.0)}
+    rows['shuffle+np:4']['unlabelled_images'] = [dict(images=8, mIoU=55.0, draws=[52.0, 55.0, 58.0])]
+    study.state = dict(baseline=dict(runs={'0': 84.0, '1': 84.0}, mean=84.0), variants=rows)
+    measured = []
+
+    def measure(variant, seeds=None):
+        measured.append(variant.name)
+        rows[variant.name]['unlabelled_images'] = [dict(images=8, mIoU=60.0, draws=[60.0])]
+
+    monkeypatch.setattr(frontier, 'generate_shapes', lambda *args: None)
+    monkeypatch.setattr(study, 'baseline', lambda: study.state['baseline'])
+    monkeypatch.setattr(study, 'measure', measure)
+    decision = run_frontier(study, [])
+    assert measured == ['np:4', 'shuffle:4']
+    assert decision['without_unlabelled_thief'] == [] and decision['choice'] == 'shuffle+np:4'
+    assert 'unlabelled_images' not in rows['np:8']
+
+
 def test_imported_rows_keep_their_thieves_and_the_published_model_is_attacked(tmp_path, monkeypatch):
     """An imported row keeps its weights-only thief (nothing measured again); a row without the unlabelled thief
     has it measured on the model as published."""

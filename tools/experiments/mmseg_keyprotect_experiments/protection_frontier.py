@@ -423,9 +423,10 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
     ``candidate_margin`` points below the baseline's mean cannot meet the
     tolerance unless its seeds spread far wider than measured, and is skipped
     too (``all_seeds`` trains it all the same). Skipped variants stay marked
-    as measured with one seed. Rows imported without the thief with
-    unlabelled images are then measured with it, lowest first, while one of
-    them could still be chosen (:meth:`FrontierStudy.decide`'s ``open``).
+    as measured with one seed. Eligible rows imported without the thief with
+    unlabelled images are then measured with it: first those that could
+    still be chosen (:meth:`FrontierStudy.decide`'s ``open``), then the rest,
+    lowest first, so that every eligible row carries every thief.
     """
     generate_shapes(study.data_root, num_train, num_val)
     baseline = study.baseline()['mean']
@@ -445,10 +446,11 @@ def run_frontier(study: FrontierStudy, variants: Sequence[Variant] = VARIANTS, c
                 pending.append(name)
         if pending:
             study.measure(parse_variant(pending[0]), study.seeds[1:])
-        elif decision['open']:
-            study.log(f'{decision["open"][0]}: measured before the thief with unlabelled images and could still be '
-                      'chosen: measuring it with that thief')
-            study.measure(parse_variant(decision['open'][0]))
+        elif decision['without_unlabelled_thief']:
+            name = (decision['open'] or decision['without_unlabelled_thief'])[0]
+            study.log(f'{name}: measured before the thief with unlabelled images'
+                      + (' and could still be chosen' if decision['open'] else '') + ': measuring it with that thief')
+            study.measure(parse_variant(name))
         else:
             break
     decision = study.decide()
