@@ -235,12 +235,18 @@ def test_imported_rows_keep_their_thieves_and_the_published_model_is_attacked(tm
     study = FrontierStudy(tmp_path, tmp_path, attack_sizes=(), fine_tune_sizes=(), unlabelled_counts=(8,),
                           climb_budget=6, relaxed_steps=1, unlabelled_draws=1)
     weights = dict(search=dict(budget=study.weights_search_budget, mIoU=40.0), mIoU=30.0)
-    study.import_results(dict(baseline=dict(runs={'0': 80.0}, mean=80.0), rows=[dict(
-        variant='shuffle:4', method='shuffle', block_size=4, key_contrastive=None, authorized={'0': 85.0}, plain=9.0,
-        wrong_keys=dict(count=1, mean=1.0, p95=1.0, max=1.0), near_keys={}, ciphertext_only={'mIoU': 85.0},
-        weights_only=weights, attacks={})]))
+    imported = [dict(variant=variant, method=variant[:-2], block_size=4, key_contrastive=None, authorized={'0': 85.0},
+                     plain=9.0, wrong_keys=dict(count=1, mean=1.0, p95=1.0, max=1.0), near_keys={},
+                     ciphertext_only={'mIoU': 85.0}, weights_only=weights, attacks={})
+                for variant in ('shuffle:4', 'np:4')]
+    imported[1]['unlabelled_images'] = [dict(images=8, mIoU=50.0)]
+    study.import_results(dict(date='2026-01-02', machine=dict(cpu='c'), baseline=dict(runs={'0': 80.0}, mean=80.0),
+                              rows=imported))
     row = study.state['variants']['shuffle:4']
     assert row['weights_only'] == weights and 'unlabelled_images' not in row
+    # A thief measured by the imported study, which did not say where per result, ran where that study ran.
+    assert study.state['variants']['np:4']['unlabelled_images'][0]['measured'] == dict(date='2026-01-02',
+                                                                                       machine=dict(cpu='c'))
     study._report(row, Variant('shuffle', 4), tmp_path / 'config.py', tmp_path / 'model.pth')
     assert attacked == [True] and row['unlabelled_images'][0]['images'] == 8 and row['weights_only'] == weights
 
@@ -295,9 +301,13 @@ def test_the_study_command_line_with_every_flag(tmp_path):
     assert 'search' in results['rows'][0]['weights_only']
     assert [t['images'] for t in results['rows'][0]['unlabelled_images']] == [2]
     assert len(results['rows'][0]['unlabelled_images'][0]['draws']) == 2 and results['unlabelled_draws'] == 2
+    assert results['rows'][0]['unlabelled_images'][0]['measured']['machine'] == results['machine']
     again = run('--work-dir', tmp_path / 'imported', *budget, '--trimmed', '--report-only', '--from-results',
-                tmp_path / 'results.json')
+                tmp_path / 'results.json', '--results-file', tmp_path / 'again.json')
     assert 'shuffle:4' in again
+    # The studies a file grew from are kept, latest first.
+    again = json.loads((tmp_path / 'again.json').read_text())
+    assert [study['command'] for study in again['earlier_studies']] == [results['command']]
 
 
 def test_negatives_names_and_settings_go_both_ways():

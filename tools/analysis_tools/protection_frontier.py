@@ -37,6 +37,12 @@ from mmseg_keyprotect_experiments.protection_frontier import (
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def earlier_studies(earlier: dict) -> list:
+    """The studies a results file grew from, latest first: the file's own and those it started from."""
+    before = earlier.get('earlier_studies') or ([earlier['earlier_study']] if 'earlier_study' in earlier else [])
+    return [{k: earlier[k] for k in ('command', 'date', 'machine')}] + before
+
+
 def main():
     parser = argparse.ArgumentParser(description='Accuracy against the best attack, for every protected setting')
     parser.add_argument('--work-dir', default='work_dirs/demo', help='runs and frontier.json (shared with the demo)')
@@ -117,7 +123,7 @@ def main():
             baseline=study.state['baseline'],
             scratch={k: v['mIoU'] for k, v in study.state.get('scratch', {}).items()},
             rows=rows, decision=decision,
-            **({'earlier_study': {k: earlier[k] for k in ('command', 'date', 'machine')}} if earlier else {})),
+            **({'earlier_studies': earlier_studies(earlier)} if earlier else {})),
             indent=2) + '\n')
 
 

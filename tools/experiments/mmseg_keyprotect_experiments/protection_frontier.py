@@ -32,7 +32,7 @@ from mmseg_keyprotect.attacks.unlabelled_images import CLIMB_BUDGET, RELAXED_STE
 from mmseg_keyprotect.crypto.ciphers import ENUMERABLE_BITS, key_space
 from mmseg_keyprotect.datasets import generate_shapes
 from mmseg_keyprotect.errors import ConfigError
-from mmseg_keyprotect.utils import atomic_file, save_figure
+from mmseg_keyprotect.utils import atomic_file, machine, save_figure
 
 from .runs import (
     BASELINE,
@@ -184,6 +184,8 @@ class FrontierStudy:
         """Start from a results file of this study (``--results-file``): its baseline, floor and rows, for
         variants the work dir has not measured. Models are trained again only where an attack needs them,
         and their measurements are kept only if they score what the file recorded."""
+        # Where the file does not say per result where its thieves ran, they ran in the file's own study.
+        measured = {k: results[k] for k in ('date', 'machine') if k in results}
         self.state.setdefault('baseline', dict(results['baseline']))
         self.state.setdefault('scratch', {k: dict(mIoU=v) for k, v in results.get('scratch', {}).items()})
         for row in results['rows']:
@@ -197,6 +199,8 @@ class FrontierStudy:
                 attacks={attack: {k: dict(mIoU=v, draws=row.get('attack_draws', {}).get(attack, {}).get(k, [v]))
                                   for k, v in by_k.items()} for attack, by_k in row['attacks'].items()},
                 minutes=row.get('minutes', 0.0))
+            for result in self.state['variants'][row['variant']].get('unlabelled_images', []):
+                result.setdefault('measured', measured)
         self.save()
 
     def baseline(self, seeds: Optional[Sequence[int]] = None) -> Dict:
@@ -268,9 +272,11 @@ class FrontierStudy:
                     for r in row.get('unlabelled_images', [])]
         if measured != wanted:
             # The thief steals what tools/publish_model.py publishes: the statistics folded into the weights.
+            # Rows of one results file can be measured on several days and machines: each says its own.
+            when_and_where = dict(date=time.strftime('%Y-%m-%d'), machine=machine())
             row['unlabelled_images'] = [
-                {k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws',
-                                   'agreement', 'evaluations', 'seconds', 'candidates')}
+                dict({k: r[k] for k in ('images', 'budget', 'relaxed_steps', 'oracle', 'chosen', 'mIoU', 'draws',
+                                        'agreement', 'evaluations', 'seconds', 'candidates')}, measured=when_and_where)
                 for r in loaded().as_published().unlabelled_images(
                     self.unlabelled_counts, self.climb_budget, self.relaxed_steps,
                     str(public_weights(self.work_dir, self.iterations)) if 'public' in variant.model_options else None,

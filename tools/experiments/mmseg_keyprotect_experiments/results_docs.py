@@ -181,17 +181,30 @@ def frontier_provenance(report: Dict) -> str:
             f'`{report["key_fingerprint"]}`, {report["iterations"]} training iterations per model, '
             f'{report["num_wrong_keys"]} wrong keys, learning attacks of {report["attack_iterations"]} iterations. '
             f'Unprotected baseline, seeds {", ".join(map(str, report["seeds"]))}: {baseline} '
-            f'(mean {report["baseline"]["mean"]:.2f}).' + _earlier_study(report))
+            f'(mean {report["baseline"]["mean"]:.2f}).' + _earlier_study(report) + _unlabelled_thief_provenance(report))
 
 
 def _earlier_study(report: Dict) -> str:
-    earlier = report.get('earlier_study')
+    earlier = report.get('earlier_studies') or []
     if not earlier:
         return ''
-    return (f' The study started from the results of `{earlier["command"]}` on {earlier["date"]}: '
-            f'{_machine(earlier)} (`--from-results`); a row that needed its model again was trained again here and, '
-            'where it did not score as recorded, measured again in full; the key holder\'s mIoU of its other seed is '
-            'the earlier study\'s. Rows without the thief with unlabelled images keep the earlier measurements.')
+    studies = '; which started from '.join(f'`{study["command"]}` on {study["date"]}: {_machine(study)}'
+                                          for study in earlier)
+    return (f' The study started from the results of {studies} (`--from-results`); a row that needed its model '
+            'again was trained again and, where it did not score as recorded, measured again in full; the key '
+            'holder\'s mIoU of its other seed is the earlier study\'s.')
+
+
+def _unlabelled_thief_provenance(report: Dict) -> str:
+    """Where and when each row's thief with unlabelled images ran, where the rows say."""
+    groups: Dict[str, List[str]] = {}
+    for row in report['rows']:
+        for thief in row.get('unlabelled_images') or []:
+            if thief.get('measured'):
+                where = f'{thief["measured"]["date"]}, {_machine(thief["measured"])}'
+                groups.setdefault(where, []).append(row['variant'])
+    return ''.join(f' The thief with unlabelled images on {", ".join(dict.fromkeys(names))}: {where}.'
+                   for where, names in groups.items())
 
 
 def frontier(report: Dict) -> str:
