@@ -4,9 +4,11 @@ The demo, the accuracy study and the protection frontier train the same
 models; a run lives in ``run_dir(work_dir, stem, seed)`` and is reused when its
 checkpoint exists, so studies share runs and resume.
 """
+import contextlib
 import copy
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional, Tuple
@@ -20,7 +22,6 @@ from mmseg_keyprotect.config import plugin_config_dir, protect_config
 from mmseg_keyprotect.errors import ConfigError
 
 CONFIG_DIR = plugin_config_dir() / 'segformer'
-# Published on purpose, so that anyone re-running the demo gets the same cipher.
 #: Published on purpose: every demo run gets the same cipher, and it protects nothing.
 PUBLIC_DEMO_KEY = Path(__file__).resolve().parents[1] / 'public_demo_key.json'
 BASELINE = 'segformer_mit-b0_1xb8-1k_shapes-128x128'
@@ -136,7 +137,8 @@ def train(config: Path, work_dir: Path, key_file: Optional[str], iterations: int
         return checkpoint
     if progress:
         options['log_level'] = 'ERROR'
-    runner = build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options)
+    with _one_runner_of_many():
+        runner = build_train_runner(str(config), key_file=key_file, work_dir=str(work_dir), cfg_options=options)
     if progress:
         runner.register_hook(_TrainingProgress())
     runner.train()
@@ -151,9 +153,22 @@ def evaluate(config: Path, checkpoint: Path, work_dir: Path, key_file: Optional[
         options['log_level'] = 'ERROR'
     if key_file is not None:
         options['custom_hooks'] = [dict(type='KeyProtectHook', num_wrong_keys=num_wrong_keys, evaluate_plain=True)]
-    runner = build_test_runner(str(config), str(checkpoint), key_file=key_file, work_dir=str(work_dir / 'test'),
-                               cfg_options=options)
+    with _one_runner_of_many():
+        runner = build_test_runner(str(config), str(checkpoint), key_file=key_file,
+                                   work_dir=str(work_dir / 'test'), cfg_options=options)
     return runner.test()
+
+
+@contextlib.contextmanager
+def _one_runner_of_many():
+    """Silence what MMEngine and mmseg say when a study builds its tenth runner in one process: the visualizer
+    is reused by name, and a study's test runs draw nothing. A process started with warning options sees them."""
+    with warnings.catch_warnings():
+        if not sys.warnoptions:
+            warnings.filterwarnings('ignore', message=r'.*instance named of visualizer has been created',
+                                    category=UserWarning)
+            warnings.filterwarnings('ignore', message='The draw is False', category=UserWarning)
+        yield
 
 
 class _TrainingProgress(Hook):
